@@ -1,0 +1,154 @@
+"""Frozen configs, the named FRAMER variants and the run profiles (smoke, small, gpu, paper)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class FramerConfig:
+    """The FRAMER term and its ablation switches (FRAMER_SPEC.md section 2)."""
+
+    objective: str = "contrastive"  # contrastive (FRAMER) | l2 (plain self-distillation) | none (baseline)
+    mask: str = "quantile"  # quantile (released code) | radial (the paper's rings)
+    cutoff: float = 0.2  # quantile mode: share of the teacher's weakest |F| bins that form the "LF" band
+    radius: float = 0.25  # radial mode: LF ring radius as a fraction of Nyquist
+    tau: float = 1.0  # temperature of both contrastive losses
+    teacher_layer: int | None = None  # None: final output teaches; k: student layer k teaches (Table 3)
+    random_negatives: bool = True  # negative = same image at a random other layer
+    in_batch_negatives: bool = True  # InterCL also contrasts against other images (gathered)
+    bands: str = "paper"  # paper (Intra->LF, Inter->HF) | swapped | intra_both | inter_both
+    faw: bool = True  # frequency-based adaptive weight
+    fam: bool = True  # frequency-based alignment modulation
+    weight: float = 0.1  # lambda: loss = objective + weight * distill
+
+    def __post_init__(self) -> None:
+        _check_choice("objective", self.objective, ("contrastive", "l2", "none"))
+        _check_choice("mask", self.mask, ("quantile", "radial"))
+        _check_choice("bands", self.bands, ("paper", "swapped", "intra_both", "inter_both"))
+        if not 0.0 < self.cutoff < 1.0:
+            raise ValueError(f"FramerConfig.cutoff must lie in (0, 1), got {self.cutoff}")
+        if self.radius <= 0.0:
+            raise ValueError(f"FramerConfig.radius must be > 0, got {self.radius}")
+        if self.tau <= 0.0:
+            raise ValueError(f"FramerConfig.tau must be > 0, got {self.tau}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"FramerConfig.{name}={value!r} is not one of {choices}")
+
+
+# Every row of the paper's ablation tables (2-5) plus our mask ablation, by name.
+VARIANTS: dict[str, FramerConfig] = {
+    "baseline": FramerConfig(objective="none"),
+    "l2": FramerConfig(objective="l2"),
+    "framer": FramerConfig(),
+    "framer-radial": FramerConfig(mask="radial"),
+    "teacher-mid": FramerConfig(teacher_layer=2),
+    "no-random-neg": FramerConfig(random_negatives=False),
+    "no-inbatch-neg": FramerConfig(in_batch_negatives=False),
+    "bands-swapped": FramerConfig(bands="swapped"),
+    "intra-both": FramerConfig(bands="intra_both"),
+    "inter-both": FramerConfig(bands="inter_both"),
+    "faw-only": FramerConfig(fam=False),
+    "fam-only": FramerConfig(faw=False),
+    "no-faw-fam": FramerConfig(faw=False, fam=False),
+}
+
+
+def variant(name: str) -> FramerConfig:
+    """The FramerConfig of a named variant."""
+    if name not in VARIANTS:
+        raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: backbone, data, optimisation, logging."""
+
+    backbone: str = "tiny-dit"
+    image_size: int = 32  # HR crop side in pixels (model space for tiny backbones)
+    scale: int = 4  # SR factor
+    degradation: str = "tiny"  # preset in data/degradations/
+    batch_size: int = 16
+    prior_steps: int = 400  # stage 1: unconditional denoiser
+    sr_steps: int = 300  # stage 2: SR fine-tuning
+    lr: float = 1e-3
+    prior_lr: float = 1e-3
+    weight_decay: float = 1e-2
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 10  # CSV row every N steps
+    diag_every: int = 50  # per-layer FAW/FAM/similarity columns every N steps
+    ckpt_every: int = 100
+    mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
+    grad_accum: int = 1
+    grad_checkpointing: bool = False
+    sample_steps: int = 20  # sampler steps at evaluation
+    photo_share: float = 0.5  # share of each batch drawn from shipped photos (rest: dead leaves)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named budget: what the notebooks and `reproduce` run."""
+
+    name: str
+    train: TrainConfig
+    backbones: tuple[str, ...] = ("tiny-dit", "tiny-unet")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    main_variants: tuple[str, ...] = ("baseline", "framer")  # every backbone, every seed
+    ablations: tuple[str, ...] = tuple(VARIANTS)  # first backbone only
+    n_test: int = 8  # held-out test images
+    test_size: int = 64  # HR side of the test crops
+    n_observe: int = 16  # images for the observation statistics
+    observe_size: int = 64
+    extra: dict = field(default_factory=dict)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        train=TrainConfig(image_size=32, batch_size=4, prior_steps=6, sr_steps=4, log_every=1,
+                          diag_every=2, ckpt_every=2, sample_steps=2),
+        seeds=(0,),
+        ablations=("l2", "framer-radial", "faw-only"),
+        n_test=2, test_size=32, n_observe=4, observe_size=32,
+    ),
+    "small": Profile(name="small", train=TrainConfig(), seeds=(0, 1, 2)),
+    "gpu": Profile(
+        name="gpu",
+        train=TrainConfig(image_size=64, batch_size=64, prior_steps=3000, sr_steps=1500,
+                          mixed_precision="bf16", sample_steps=30),
+        n_test=24, test_size=128, n_observe=64, observe_size=128,
+    ),
+    "paper": Profile(
+        name="paper",
+        train=TrainConfig(backbone="sd35-medium", image_size=512, batch_size=32, prior_steps=0,
+                          sr_steps=20000, lr=5e-5, mixed_precision="fp16", degradation="realesrgan_x4plus",
+                          grad_checkpointing=True, sample_steps=40, ckpt_every=10000),
+        backbones=("sd35-medium", "sd2-base"), seeds=(0,), n_test=100, test_size=512,
+    ),
+}
+
+
+def profile(name: str) -> Profile:
+    """The named profile."""
+    if name not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def with_overrides(cfg, **overrides):
+    """A copy of a frozen config with some fields replaced (None values ignored)."""
+    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def config_hash(*configs) -> str:
+    """Short stable hash of dataclass configs, used to name cached runs."""
+    payload = json.dumps([dataclasses.asdict(c) for c in configs], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]

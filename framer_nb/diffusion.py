@@ -1,0 +1,114 @@
+"""Training objectives and samplers: rectified flow (SD3-style) and DDPM epsilon (SD2-style).
+
+Time is one convention for both: a float t in [0, 1000). Flow uses sigma = t / 1000; DDPM uses
+the integer step round(t). The samplers never touch FRAMER code: inference is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+T_MAX = 1000
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A diffusion objective: `flow` (x_t = (1-s) x0 + s e, v = e - x0) or `ddpm` (epsilon)."""
+
+    kind: str
+    beta_start: float = 1e-4  # ddpm only
+    beta_end: float = 0.02
+    schedule: str = "linear"  # linear | scaled_linear (SD2)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("flow", "ddpm"):
+            raise ValueError(f"Objective.kind must be 'flow' or 'ddpm', got {self.kind!r}")
+
+
+def alphas_cumprod(obj: Objective, device=None) -> Tensor:
+    """[1000] cumulative product of (1 - beta) for a DDPM schedule."""
+    if obj.schedule == "scaled_linear":
+        betas = torch.linspace(obj.beta_start ** 0.5, obj.beta_end ** 0.5, T_MAX, device=device) ** 2
+    else:
+        betas = torch.linspace(obj.beta_start, obj.beta_end, T_MAX, device=device)
+    return torch.cumprod(1.0 - betas.double(), 0).float()
+
+
+def _bcast(v: Tensor, like: Tensor) -> Tensor:
+    return v.view(-1, *([1] * (like.dim() - 1))).to(like.dtype)
+
+
+def _coeffs(obj: Objective, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
+    """(signal, noise) coefficients at time t, broadcast to `like` [B, ...]."""
+    if obj.kind == "flow":
+        sigma = t.float() / T_MAX
+        return _bcast(1.0 - sigma, like), _bcast(sigma, like)
+    abar = alphas_cumprod(obj, t.device)[t.round().long().clamp(0, T_MAX - 1)]
+    return _bcast(abar.sqrt(), like), _bcast((1.0 - abar).sqrt(), like)
+
+
+def sample_time(obj: Objective, batch: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+    """Training times [B]: logit-normal sigma for flow (as SD3), uniform integer steps for DDPM."""
+    if obj.kind == "flow":
+        u = torch.randn(batch, generator=generator).sigmoid()
+        return (u * T_MAX).clamp(1.0, T_MAX - 1.0).to(device)
+    return torch.randint(0, T_MAX, (batch,), generator=generator).float().to(device)
+
+
+def add_noise(obj: Objective, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+    """x_t from clean x0 and noise."""
+    a, s = _coeffs(obj, t, x0)
+    return a * x0 + s * noise
+
+
+def target(obj: Objective, x0: Tensor, noise: Tensor) -> Tensor:
+    """What the network predicts: v = noise - x0 (flow) or the noise (ddpm)."""
+    return noise - x0 if obj.kind == "flow" else noise
+
+
+def to_x0(obj: Objective, pred: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+    """Clean-signal estimate from a prediction; pred may carry leading layer axes [..., B, C, H, W]."""
+    a, s = _coeffs(obj, t, x_t)
+    if obj.kind == "flow":
+        return x_t - s * pred
+    return (x_t - s * pred) / a
+
+
+def model_timestep(obj: Objective, t: Tensor) -> Tensor:
+    """The timestep value the network is conditioned on."""
+    return t.float() if obj.kind == "flow" else t.round().long()
+
+
+Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x_t, t) -> prediction
+
+
+@torch.no_grad()
+def sample(obj: Objective, denoise: Denoiser, shape: tuple[int, ...], steps: int,
+           generator: torch.Generator | None = None, device=None, clip: float | None = 1.0) -> Tensor:
+    """Seeded sampling from pure noise: Euler for flow, deterministic DDIM (eta=0) for DDPM."""
+    x = torch.randn(shape, generator=generator).to(device)
+    times = torch.linspace(T_MAX - 1, 0, steps + 1, device=device)
+    for t_now, t_next in zip(times[:-1], times[1:]):
+        t = t_now.expand(shape[0])
+        pred = denoise(x, t)
+        x = _step(obj, pred, x, t, t_next.expand(shape[0]), clip, last=bool(t_next == 0))
+    return x
+
+
+def _step(obj: Objective, pred: Tensor, x: Tensor, t: Tensor, t_next: Tensor, clip: float | None,
+          last: bool) -> Tensor:
+    x0 = to_x0(obj, pred, x, t)
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+    if last:
+        return x0
+    if obj.kind == "flow":
+        return x + _bcast((t_next - t) / T_MAX, x) * pred
+    a, s = _coeffs(obj, t, x)
+    eps = (x - a * x0) / s
+    a_next, s_next = _coeffs(obj, t_next, x)
+    return a_next * x0 + s_next * eps

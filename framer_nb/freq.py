@@ -1,0 +1,89 @@
+"""Centred 2-D spectra, LF/HF band masks, band vectors, band energies and band histograms."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def spectrum(x: Tensor, norm: str = "backward") -> Tensor:
+    """Centred complex 2-D FFT over the last two axes (float32 or wider)."""
+    x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    return torch.fft.fftshift(torch.fft.fft2(x, norm=norm), dim=(-2, -1))
+
+
+def radial_frequency(h: int, w: int, device=None) -> Tensor:
+    """[H, W] radius of each centred FFT bin, as a fraction of Nyquist (1.0 = Nyquist on an axis)."""
+    fy = torch.fft.fftshift(torch.fft.fftfreq(h, device=device)) / 0.5
+    fx = torch.fft.fftshift(torch.fft.fftfreq(w, device=device)) / 0.5
+    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+
+
+def radial_masks(h: int, w: int, radius: float, device=None) -> tuple[Tensor, Tensor]:
+    """[H, W] boolean LF (inside the ring) and HF (outside) masks."""
+    low = radial_frequency(h, w, device) <= radius
+    return low, ~low
+
+
+def quantile_masks(teacher_mag: Tensor, cutoff: float) -> tuple[Tensor, Tensor]:
+    """Per-sample masks from teacher magnitudes [B, ...]: LF = bins below the cutoff quantile."""
+    q = torch.quantile(teacher_mag.flatten(1).float(), cutoff, dim=1)
+    low = teacher_mag < q.view(-1, *([1] * (teacher_mag.dim() - 1)))
+    return low, ~low
+
+
+def band_masks(teacher_mag: Tensor, mode: str = "quantile", cutoff: float = 0.2,
+               radius: float = 0.25) -> tuple[Tensor, Tensor]:
+    """LF and HF boolean masks shaped like `teacher_mag` [B, C, H, W]."""
+    if mode == "quantile":
+        return quantile_masks(teacher_mag, cutoff)
+    if mode == "radial":
+        low, high = radial_masks(*teacher_mag.shape[-2:], radius, device=teacher_mag.device)
+        return low.expand_as(teacher_mag), high.expand_as(teacher_mag)
+    raise ValueError(f"unknown band mask mode {mode!r}; use 'quantile' or 'radial'")
+
+
+def band_vectors(mag: Tensor, mask: Tensor) -> Tensor:
+    """L2-normalised flattened masked magnitudes: [..., C, H, W] -> [..., C*H*W]."""
+    return F.normalize((mag * mask).flatten(-3), dim=-1)
+
+
+def band_energy(mag: Tensor, mask: Tensor, eps: float = 1e-9) -> Tensor:
+    """Mean masked magnitude per channel, averaged over channels: [..., C, H, W] -> [...]."""
+    per_channel = (mag * mask).sum((-2, -1)) / (mask.sum((-2, -1)) + eps)
+    return per_channel.mean(-1)
+
+
+def cosine_to(vectors: Tensor, reference: Tensor) -> Tensor:
+    """Dot products of unit vectors [..., B, D] with reference [B, D] -> [..., B]."""
+    return (vectors * reference).sum(-1)
+
+
+def band_log_magnitudes(images: Tensor, radius: float, norm: str = "ortho") -> tuple[Tensor, Tensor]:
+    """log(1+|F|) of images [N, C, H, W] inside (LF) and outside (HF) a radial ring: two [N, K] tensors."""
+    logmag = torch.log1p(spectrum(images, norm=norm).abs())
+    low, high = radial_masks(*images.shape[-2:], radius, device=images.device)
+    flat = logmag.permute(0, 2, 3, 1)  # [N, H, W, C]
+    return flat[:, low].flatten(1), flat[:, high].flatten(1)
+
+
+def band_histograms(groups: dict[str, Tensor], bins: int = 60,
+                    clip_percentile: float = 99.5) -> tuple[Tensor, dict[str, Tensor]]:
+    """Per-sample densities of several [N, K] value sets on shared bin edges.
+
+    Returns the edges [bins+1] and, for each group, densities [N, bins] that integrate to 1.
+    Values above the pooled percentile are clipped into the last bin (display only).
+    """
+    pooled = torch.cat([g.flatten() for g in groups.values()])
+    hi = torch.quantile(pooled[torch.randperm(pooled.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000]],
+                        clip_percentile / 100)
+    edges = torch.linspace(0.0, float(hi), bins + 1)
+    width = edges[1] - edges[0]
+    out = {}
+    for name, values in groups.items():
+        clipped = values.clamp(0.0, float(hi))
+        idx = torch.bucketize(clipped, edges[1:-1])
+        counts = torch.zeros(values.shape[0], bins).scatter_add_(1, idx, torch.ones_like(clipped))
+        out[name] = counts / (counts.sum(1, keepdim=True) * width)
+    return edges, out

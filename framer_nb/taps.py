@@ -1,0 +1,146 @@
+"""Per-layer "lenses": one clean-signal-space map per layer from stock diffusers models, via forward hooks.
+
+`tap(model, heads)` registers hooks, yields a `Tap`, and removes the hooks on exit. After a forward
+pass, `Tap.predictions()` returns [L, B, C, H, W] maps in the model's prediction space (v or epsilon);
+`diffusion.to_x0` turns them into clean-signal estimates. Hooks only record: outputs are unchanged.
+
+- SD3Transformer2DModel: each block's image tokens go through the model's own norm_out (conditioned
+  on the captured time embedding), proj_out and unpatchify, as the released FRAMER-D code does.
+- UNet2DConditionModel: each down block, the mid block and each up block go through a 1x1 conv and a
+  bilinear resize (`UNetHeads`); trainable during training only, or fitted in closed form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from diffusers import SD3Transformer2DModel, UNet2DConditionModel
+from torch import Tensor, nn
+
+
+@dataclass
+class Tap:
+    """What the hooks captured in the last forward pass, and how to project it."""
+
+    project: Callable[["Tap"], Tensor]
+    features: list[Tensor] = field(default_factory=list)
+    temb: Tensor | None = None
+    size: tuple[int, int] | None = None
+
+    def predictions(self) -> Tensor:
+        """[L, B, C, H, W] per-layer maps in the model's output space."""
+        if not self.features:
+            raise RuntimeError("no features captured: run a forward pass inside the `tap` context first")
+        return self.project(self)
+
+    def clear(self) -> None:
+        self.features.clear()
+        self.temb, self.size = None, None
+
+
+def unet_block_channels(model: UNet2DConditionModel) -> list[int]:
+    """Output channels of every tapped U-Net block: down blocks, mid block, up blocks."""
+    ch = list(model.config.block_out_channels)
+    return ch + [ch[-1]] + ch[::-1]
+
+
+class UNetHeads(nn.Module):
+    """Training-only 1x1-conv + resize heads from each U-Net block to the output space."""
+
+    def __init__(self, block_channels: list[int], out_channels: int):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in block_channels)
+
+    def forward(self, features: list[Tensor], size: tuple[int, int]) -> Tensor:
+        maps = [F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False)
+                for conv, f in zip(self.convs, features)]
+        return torch.stack(maps)
+
+
+def num_layers(model: nn.Module) -> int:
+    """How many per-layer maps the lens of this model yields."""
+    if isinstance(model, SD3Transformer2DModel):
+        return len(model.transformer_blocks)
+    return len(unet_block_channels(model))
+
+
+@contextmanager
+def tap(model: nn.Module, heads: UNetHeads | None = None) -> Iterator[Tap]:
+    """Record per-layer features of `model` while inside the context (hooks removed on exit)."""
+    if isinstance(model, SD3Transformer2DModel):
+        record, modules, project = _sd3_hooks(model)
+    elif isinstance(model, UNet2DConditionModel):
+        if heads is None:
+            raise ValueError("a U-Net lens needs UNetHeads (trainable or fitted with `fit_unet_heads`)")
+        record, modules, project = _unet_hooks(model, heads)
+    else:
+        raise TypeError(f"no lens for {type(model).__name__}; supported: SD3Transformer2DModel, UNet2DConditionModel")
+    t = Tap(project)
+    handles = [model.register_forward_pre_hook(lambda m, args, kwargs: _start(t, args, kwargs), with_kwargs=True)]
+    handles += [mod.register_forward_hook(lambda m, i, o, fn=fn: fn(t, o)) for mod, fn in zip(modules, record)]
+    try:
+        yield t
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _start(t: Tap, args: tuple, kwargs: dict) -> None:
+    """At the start of each forward: forget the last pass, remember the spatial size."""
+    sample = args[0] if args else kwargs.get("hidden_states", kwargs.get("sample"))
+    t.clear()
+    t.size = tuple(sample.shape[-2:])
+
+
+def _sd3_hooks(model: SD3Transformer2DModel):
+    def on_temb(t: Tap, out: Tensor) -> None:
+        t.temb = out
+
+    def on_block(t: Tap, out: tuple) -> None:
+        t.features.append(out[1])  # (context tokens, image tokens)
+
+    modules = [model.time_text_embed, *model.transformer_blocks]
+    return [on_temb] + [on_block] * len(model.transformer_blocks), modules, lambda t: _sd3_project(model, t)
+
+
+def _sd3_project(model: SD3Transformer2DModel, t: Tap) -> Tensor:
+    """Each block's image tokens -> norm_out(., temb) -> proj_out -> unpatchify: [L, B, C, H, W]."""
+    tokens = torch.stack(t.features)  # [L, B, N, D]
+    L, B = tokens.shape[:2]
+    h = model.norm_out(tokens.flatten(0, 1), t.temb.repeat(L, 1))
+    h = model.proj_out(h)
+    p, c = model.config.patch_size, model.out_channels
+    H, W = t.size
+    h = h.reshape(L * B, H // p, W // p, p, p, c)
+    h = torch.einsum("nhwpqc->nchpwq", h).reshape(L, B, c, H, W)
+    return h
+
+
+def _unet_hooks(model: UNet2DConditionModel, heads: UNetHeads):
+    def on_block(t: Tap, out) -> None:
+        t.features.append(out[0] if isinstance(out, tuple) else out)  # down blocks return (h, residuals)
+
+    modules = [*model.down_blocks, model.mid_block, *model.up_blocks]
+    return [on_block] * len(modules), modules, lambda t: heads(t.features, t.size)
+
+
+@torch.no_grad()
+def fit_unet_heads(heads: UNetHeads, features: list[Tensor], output: Tensor, ridge: float = 1e-4) -> UNetHeads:
+    """Fit every 1x1 head in closed form (ridge least squares) so its resized map matches `output`.
+
+    Resizing is linear and bilinear weights sum to one, so fitting on resized features fits the head.
+    """
+    y = output.permute(0, 2, 3, 1).reshape(-1, output.shape[1]).double()
+    for conv, f in zip(heads.convs, features):
+        up = F.interpolate(f.double(), size=output.shape[-2:], mode="bilinear", align_corners=False)
+        x = torch.cat([up.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), torch.ones(y.shape[0], 1, dtype=y.dtype,
+                                                                                  device=y.device)], 1)
+        gram = x.T @ x + ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        w = torch.linalg.solve(gram, x.T @ y)  # [C_in + 1, C_out]
+        conv.weight.copy_(w[:-1].T.reshape_as(conv.weight).to(conv.weight.dtype))
+        conv.bias.copy_(w[-1].to(conv.bias.dtype))
+    return heads

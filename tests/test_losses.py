@@ -1,0 +1,137 @@
+import math
+
+import pytest
+import torch
+
+from framer_nb.config import FramerConfig
+from framer_nb.losses import (adaptive_weight, alignment_modulation, framer_loss, inter_contrastive,
+                              intra_contrastive, random_negative_layers)
+from reference_framer import reference_framer
+
+
+def test_intra_golden():
+    q, k, n = torch.tensor([[[1.0, 0.0]]]), torch.tensor([[1.0, 0.0]]), torch.tensor([[[0.0, 1.0]]])
+    assert intra_contrastive(q, k, n, tau=1.0).item() == pytest.approx(math.log(1 + math.exp(-1)), rel=1e-6)
+    assert intra_contrastive(q, k, n, tau=0.5).item() == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-6)
+    assert intra_contrastive(q, k, None, tau=1.0).item() == pytest.approx(0.0, abs=1e-7)  # aligned, no negative
+
+
+def test_inter_golden():
+    eye = torch.eye(2)
+    q, k, n = eye[None], eye, eye.flip(0)[None]  # logits per sample: keys [1, 0], negatives [0, 1]
+    expected = math.log(2 * math.e + 2) - 1
+    assert torch.allclose(inter_contrastive(q, k, n, 1.0), torch.full((1, 2), expected), rtol=1e-6)
+    # without negatives from other images it is the two-way IntraCL form
+    assert torch.allclose(inter_contrastive(q, k, n, 1.0, in_batch=False), intra_contrastive(q, k, n, 1.0))
+
+
+def test_faw_fam_golden():
+    w = adaptive_weight(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.0, 1.0, 3.0]))
+    assert torch.allclose(w, torch.tensor([0.5, 2 / 3, 1.0]), rtol=1e-6)
+    a = alignment_modulation(torch.tensor([-0.3, 0.4], requires_grad=True))
+    assert a.tolist() == pytest.approx([0.0, 0.4]) and not a.requires_grad
+
+
+def test_matches_released_definition(maps):
+    students, teacher = maps
+    neg = [2, 0, 3, 1]
+    ours = framer_loss(students, teacher, FramerConfig(mask="quantile", cutoff=0.2, tau=1.0), neg_layers=neg)
+    ref_students = students.detach().clone().requires_grad_()
+    ref = reference_framer(ref_students, teacher, neg)
+    assert ours.distill.item() == pytest.approx(ref.item(), rel=1e-5)
+    ours.distill.backward()
+    ref.backward()
+    assert torch.allclose(students.grad, ref_students.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_list_input_equals_stacked(maps):
+    students, teacher = maps
+    a = framer_loss(students, teacher, neg_layers=[1, 2, 3, 0]).distill
+    b = framer_loss(list(students), teacher, neg_layers=[1, 2, 3, 0]).distill
+    assert a.item() == pytest.approx(b.item(), rel=1e-6)
+
+
+def test_teacher_scale_invariance(maps):
+    students, teacher = maps
+    neg = [1, 2, 3, 0]
+    no_faw = FramerConfig(faw=False)
+    a = framer_loss(students, teacher, no_faw, neg_layers=neg).distill
+    b = framer_loss(students, 7.5 * teacher, no_faw, neg_layers=neg).distill
+    assert a.item() == pytest.approx(b.item(), rel=1e-5)
+    # FAW compares band energies, so with FAW the term is invariant to a joint rescaling
+    c = framer_loss(students, teacher, neg_layers=neg).distill
+    d = framer_loss(3.0 * students, 3.0 * teacher, neg_layers=neg).distill
+    assert c.item() == pytest.approx(d.item(), rel=1e-5)
+
+
+def test_batch_permutation_equivariance(maps):
+    students, teacher = maps
+    perm = torch.tensor([2, 0, 1])
+    a = framer_loss(students, teacher, neg_layers=[1, 2, 3, 0])
+    b = framer_loss(students[:, perm], teacher[perm], neg_layers=[1, 2, 3, 0])
+    assert torch.allclose(a.hf_loss[:, perm], b.hf_loss, rtol=1e-5)
+    assert a.distill.item() == pytest.approx(b.distill.item(), rel=1e-5)
+
+
+def test_teacher_gets_no_gradient_and_weights_detached(maps):
+    students, teacher = maps
+    teacher = teacher.clone().requires_grad_()
+    out = framer_loss(students, teacher)
+    out.distill.backward()
+    assert teacher.grad is None
+    assert students.grad is not None and students.grad.abs().sum() > 0
+    for w in (out.faw_lf, out.faw_hf, out.fam_lf, out.fam_hf):
+        assert not w.requires_grad and (w >= 0).all() and (w <= 1 + 1e-6).all()
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 1, 5, 7), (2, 3, 2, 9, 9), (3, 2, 4, 6, 5)])
+def test_zero_maps_small_batches_odd_sizes(shape):
+    L, B, C, H, W = shape
+    for students, teacher in [(torch.zeros(shape, requires_grad=True), torch.zeros(B, C, H, W)),
+                              (torch.randn(shape, requires_grad=True), torch.randn(B, C, H, W))]:
+        for cfg in (FramerConfig(), FramerConfig(mask="radial"), FramerConfig(bands="inter_both")):
+            out = framer_loss(students, teacher, cfg)
+            out.distill.backward()
+            assert torch.isfinite(out.distill) and torch.isfinite(students.grad).all()
+
+
+def test_single_image_inter_reduces_to_two_way():
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(3, 1, 2, 6, 6, generator=g), torch.randn(1, 2, 6, 6, generator=g)
+    out = framer_loss(s, t, neg_layers=[1, 2, 0])
+    swapped = framer_loss(s, t, FramerConfig(bands="intra_both"), neg_layers=[1, 2, 0])
+    assert torch.allclose(out.hf_loss, swapped.hf_loss, rtol=1e-6)
+
+
+def test_random_negative_layers_never_self():
+    g = torch.Generator().manual_seed(0)
+    for L in (2, 3, 7):
+        for _ in range(50):
+            j = random_negative_layers(L, g)
+            assert (j != torch.arange(L)).all() and (j >= 0).all() and (j < L).all()
+    with pytest.raises(ValueError, match="at least 2"):
+        random_negative_layers(1)
+
+
+def test_objectives_and_switches(maps):
+    students, teacher = maps
+    base = framer_loss(students, teacher, FramerConfig(objective="none"))
+    assert base.distill.item() == 0.0 and not base.distill.requires_grad
+    l2 = framer_loss(students, teacher, FramerConfig(objective="l2"))
+    assert l2.distill.item() == pytest.approx((students - teacher).pow(2).mean().item(), rel=1e-6)
+    fixed = framer_loss(students, teacher, FramerConfig(teacher_layer=1))
+    assert fixed.per_layer.shape == (3,)  # layer 1 teaches, three students remain
+    off = framer_loss(students, teacher, FramerConfig(faw=False, fam=False), neg_layers=[1, 2, 3, 0])
+    assert torch.allclose(off.per_layer, (off.lf_loss + off.hf_loss).mean(1))
+    swapped = framer_loss(students, teacher, FramerConfig(bands="swapped"), neg_layers=[1, 2, 3, 0])
+    paper = framer_loss(students, teacher, neg_layers=[1, 2, 3, 0])
+    assert not torch.allclose(swapped.lf_loss, paper.lf_loss)
+    no_neg = framer_loss(students, teacher, FramerConfig(random_negatives=False))
+    assert no_neg.neg_layers is None and torch.isfinite(no_neg.distill)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="mask"):
+        FramerConfig(mask="ring")
+    with pytest.raises(ValueError, match="cutoff"):
+        FramerConfig(cutoff=1.5)

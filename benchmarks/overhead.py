@@ -1,0 +1,130 @@
+"""Training-step time and peak memory: baseline vs baseline + FRAMER, same seed and batch, alternating runs.
+
+CPU:  python benchmarks/overhead.py --backbone tiny-dit --device cpu
+GPU:  python benchmarks/overhead.py --backbone sd35-medium --device cuda --batch 16 --size 64 --dtype bf16
+Writes benchmarks/results/overhead_<backbone>_<device>.json with provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from framer_nb import backbones as B
+from framer_nb.config import FramerConfig
+from framer_nb.provenance import provenance
+from framer_nb.step import training_loss
+from framer_nb.taps import UNetHeads, unet_block_channels
+
+VARIANTS = {"baseline": FramerConfig(objective="none"), "framer": FramerConfig()}
+
+
+def setup(args):
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    bb = B.build(args.backbone)
+    if args.context_tokens and bb.spec.kind == "dit":
+        bb.context["encoder_hidden_states"] = torch.zeros(1, args.context_tokens, bb.model.config.joint_attention_dim)
+    bb.model.to(args.device, dtype)
+    heads = UNetHeads(unet_block_channels(bb.model), bb.out_channels).to(args.device, dtype) \
+        if bb.spec.kind == "unet" else None
+    params = list(bb.model.parameters()) + (list(heads.parameters()) if heads else [])
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(args.batch, bb.out_channels, args.size, args.size, generator=g).to(args.device, dtype)
+    return bb, heads, opt, x0
+
+
+def one_step(bb, heads, opt, x0, cfg, seed):
+    loss = training_loss(bb, x0, None, cfg, heads, torch.Generator().manual_seed(seed)).total
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_steps(args) -> dict[str, list[float]]:
+    """Alternate baseline/FRAMER steps on one model; per-step wall times after warm-up."""
+    bb, heads, opt, x0 = setup(args)
+    times = {k: [] for k in VARIANTS}
+    for i in range(args.warmup + args.steps):
+        for name, cfg in VARIANTS.items():
+            sync(args.device)
+            t0 = time.perf_counter()
+            one_step(bb, heads, opt, x0, cfg, seed=i)
+            sync(args.device)
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def _peak_child(args, name, queue):
+    torch.set_num_threads(args.threads)
+    bb, heads, opt, x0 = setup(args)
+    for i in range(3):
+        one_step(bb, heads, opt, x0, VARIANTS[name], seed=i)
+    if args.device.startswith("cuda"):
+        queue.put(torch.cuda.max_memory_allocated() / 2**20)
+    else:
+        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB -> MiB on Linux
+
+
+def peak_memory(args, name) -> float:
+    """Peak memory (MiB) of a fresh process running 3 steps: CUDA allocator peak or CPU max RSS."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_peak_child, args=(args, name, q))
+    p.start()
+    value = q.get()
+    p.join()
+    return value
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", default="tiny-dit", help="registered backbone, built with random init")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--batch", type=int, default=16, help="batch size")
+    ap.add_argument("--size", type=int, default=32, help="sample side in model space (pixels or latents)")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="parameter and activation dtype")
+    ap.add_argument("--context-tokens", type=int, default=0, help="text tokens (SD3: 333 = 77 CLIP + 256 T5)")
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per variant")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps per variant first")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads")
+    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/overhead_<backbone>_<device>.json)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    times = time_steps(args)
+    mem = {name: peak_memory(args, name) for name in VARIANTS}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    result = provenance(benchmark="overhead", args=vars(args), device_name=_device_name(args.device),
+                        median_step_s=med, step_s=times, peak_memory_mib=mem,
+                        time_ratio=med["framer"] / med["baseline"], memory_ratio=mem["framer"] / mem["baseline"],
+                        memory_kind="cuda max_memory_allocated" if args.device.startswith("cuda") else "process max RSS")
+    out = Path(args.out or f"benchmarks/results/overhead_{args.backbone}_{args.device.split(':')[0]}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"{args.backbone} on {result['device_name']}: step {med['baseline']*1e3:.1f} ms -> {med['framer']*1e3:.1f} ms "
+          f"(x{result['time_ratio']:.3f}); peak memory {mem['baseline']:.0f} -> {mem['framer']:.0f} MiB "
+          f"(x{result['memory_ratio']:.3f}); wrote {out}")
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name()
+    import platform
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+if __name__ == "__main__":
+    main()

@@ -24,3 +24,7 @@ def worker() -> None:
               "world": acc.num_processes}
     with open(os.path.join(os.environ["FRAMER_DIST_OUT"], f"rank{acc.process_index}.json"), "w") as f:
         json.dump(result, f)
+
+
+if __name__ == "__main__":
+    worker()

@@ -1,15 +1,22 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
-from accelerate import debug_launcher
 
-from dist_worker import worker
 from framer_nb.losses import framer_loss
 
+WORKER = Path(__file__).with_name("dist_worker.py")
 
-def test_gathered_negatives_match_one_big_batch(tmp_path, monkeypatch):
-    monkeypatch.setenv("FRAMER_DIST_OUT", str(tmp_path))
-    debug_launcher(worker, num_processes=2)
+
+def test_gathered_negatives_match_one_big_batch(tmp_path):
+    # two fresh processes (the launcher `accelerate launch --multi_gpu` wraps); accelerate sets up gloo on CPU
+    env = {**os.environ, "FRAMER_DIST_OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert all(r["world"] == 2 for r in ranks)
 

@@ -64,6 +64,7 @@ class Backbone:
     lr_channels: int = 0
     vae: AutoencoderKL | None = None
     context: dict = field(default_factory=dict)  # fixed conditioning (null prompt) per sample
+    runner: nn.Module | None = None  # the module to call, e.g. accelerate's DDP wrapper of `model`
 
     @property
     def objective(self) -> Objective:
@@ -154,7 +155,7 @@ def predict(bb: Backbone, x_t: Tensor, t: Tensor, lr: Tensor | None = None) -> T
             raise ValueError(f"{bb.spec.name} has {bb.lr_channels} LR channels but no LR input was given")
         x_t = torch.cat([x_t, lr.to(x_t.dtype)], dim=1)
     ctx = {k: v.to(x_t.device, x_t.dtype).expand(x_t.shape[0], *v.shape[1:]) for k, v in bb.context.items()}
-    return bb.model(x_t, timestep=model_timestep(bb.objective, t), **ctx, return_dict=False)[0]
+    return (bb.runner or bb.model)(x_t, timestep=model_timestep(bb.objective, t), **ctx, return_dict=False)[0]
 
 
 def to_model_space(bb: Backbone, images: Tensor) -> Tensor:

@@ -103,8 +103,9 @@ class Profile:
     seeds: tuple[int, ...] = (0, 1, 2)
     main_variants: tuple[str, ...] = ("baseline", "framer")  # every backbone, every seed
     ablations: tuple[str, ...] = tuple(VARIANTS)  # first backbone only
+    ablation_seeds: tuple[int, ...] = (0, 1)
     n_test: int = 8  # held-out test images
-    test_size: int = 64  # HR side of the test crops
+    test_size: int = 96  # HR side of the test crops (NIQE needs >= 96)
     n_observe: int = 16  # images for the observation statistics
     observe_size: int = 64
     extra: dict = field(default_factory=dict)
@@ -115,23 +116,23 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         train=TrainConfig(image_size=32, batch_size=4, prior_steps=6, sr_steps=4, log_every=1,
                           diag_every=2, ckpt_every=2, sample_steps=2),
-        seeds=(0,),
+        seeds=(0,), ablation_seeds=(0,),
         ablations=("l2", "framer-radial", "faw-only"),
-        n_test=2, test_size=32, n_observe=4, observe_size=32,
+        n_test=2, test_size=64, n_observe=4, observe_size=32,
     ),
     "small": Profile(name="small", train=TrainConfig(), seeds=(0, 1, 2)),
     "gpu": Profile(
         name="gpu",
         train=TrainConfig(image_size=64, batch_size=64, prior_steps=3000, sr_steps=1500,
                           mixed_precision="bf16", sample_steps=30),
-        n_test=24, test_size=128, n_observe=64, observe_size=128,
+        ablation_seeds=(0, 1, 2), n_test=24, test_size=128, n_observe=64, observe_size=128,
     ),
     "paper": Profile(
         name="paper",
         train=TrainConfig(backbone="sd35-medium", image_size=512, batch_size=32, prior_steps=0,
                           sr_steps=20000, lr=5e-5, mixed_precision="fp16", degradation="realesrgan_x4plus",
                           grad_checkpointing=True, sample_steps=40, ckpt_every=10000),
-        backbones=("sd35-medium", "sd2-base"), seeds=(0,), n_test=100, test_size=512,
+        backbones=("sd35-medium", "sd2-base"), seeds=(0,), ablation_seeds=(0,), n_test=100, test_size=512,
     ),
 }
 

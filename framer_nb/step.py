@@ -35,8 +35,12 @@ def student_estimates(bb: Backbone, per_layer: Tensor, x_t: Tensor, t: Tensor) -
 
 
 def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig, heads: UNetHeads | None = None,
-                  generator: torch.Generator | None = None, gather: Gather | None = None) -> StepLoss:
-    """Objective (+ FRAMER) on a batch of clean model-space samples x0 with optional LR condition."""
+                  generator: torch.Generator | None = None, gather: Gather | None = None,
+                  neg_generator: torch.Generator | None = None) -> StepLoss:
+    """Objective (+ FRAMER) on a batch of clean model-space samples x0 with optional LR condition.
+
+    `neg_generator` draws the random negative layers; give every process the same one.
+    """
     obj = bb.objective
     t = D.sample_time(obj, x0.shape[0], generator, x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
@@ -50,5 +54,5 @@ def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig
         students = student_estimates(bb, tp.predictions(), x_t, t)
     objective = F.mse_loss(pred.float(), D.target(obj, x0, noise).float())
     teacher = D.to_x0(obj, pred, x_t, t).detach()
-    out = framer_loss(students, teacher, cfg, generator=generator, gather=gather)
+    out = framer_loss(students, teacher, cfg, generator=neg_generator or generator, gather=gather)
     return StepLoss(objective + cfg.weight * out.distill, objective.detach(), out)

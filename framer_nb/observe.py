@@ -1,0 +1,179 @@
+"""Statistics behind the observation figures: band densities (Fig. 2), layer-wise LF/HF similarity to
+the final layer over depth and timestep (Figs. 3, 7), cross-sample similarity matrices (Fig. 5).
+
+Recipe (FRAMER_SPEC.md section 6, the best available definition): per layer, the clean-signal estimate
+x0_i; its centred |FFT| masked by the band, flattened over C*H*W, L2-normalised; the dot product with the
+final output's vector; averaged over images. Bands are radial rings (the paper's wording) unless
+`mask="quantile"` (the released code's split) is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from . import diffusion as D
+from .backbones import Backbone, predict
+from .config import Profile
+from .data import test_images
+from .degrade import bicubic_up, degrade, load_preset
+from .freq import band_histograms, band_log_magnitudes, band_masks, band_vectors, spectrum
+from .provenance import write_sidecar
+from .taps import UNetHeads, fit_unet_heads, tap, unet_block_channels
+
+TIMESTEPS = (300, 700)
+SWEEP = (100, 200, 300, 400, 500, 600, 700, 800, 900)
+
+
+# ---------------------------------------------------------------- Fig. 2
+
+def band_densities(hr: Tensor, lr_up: Tensor, radius: float = 0.25, bins: int = 60) -> pd.DataFrame:
+    """Mean and std over images of log(1+|F|) densities in the LF ring and HF band, HR vs LR, shared bins."""
+    groups = {}
+    for name, imgs in (("HR", hr), ("LR", lr_up)):
+        lf, hf = band_log_magnitudes(imgs, radius)
+        groups[f"{name}/LF"], groups[f"{name}/HF"] = lf, hf
+    edges, dens = band_histograms(groups, bins)
+    centres = ((edges[1:] + edges[:-1]) / 2).numpy()
+    rows = []
+    for key, d in dens.items():
+        image, band = key.split("/")
+        for c, m, s in zip(centres, d.mean(0).numpy(), d.std(0).numpy()):
+            rows.append({"images": image, "band": band, "log1p_magnitude": c, "density_mean": m, "density_std": s})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- lenses
+
+def layer_estimates(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None, t: float,
+                    seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Per-layer clean-signal estimates [L, B, C, H, W] and the final output's estimate [B, C, H, W] at time t."""
+    g = torch.Generator().manual_seed(seed)
+    tt = torch.full((x0.shape[0],), float(t))
+    x_t = D.add_noise(bb.objective, x0, torch.randn(x0.shape, generator=g), tt)
+    with torch.no_grad(), tap(bb.model, heads) as tp:
+        pred = predict(bb, x_t, tt, lr)
+        per_layer = tp.predictions()
+    return D.to_x0(bb.objective, per_layer, x_t, tt), D.to_x0(bb.objective, pred, x_t, tt)
+
+
+def calibrated_heads(bb: Backbone, x0: Tensor, lr: Tensor | None, t: float = 500.0) -> UNetHeads:
+    """U-Net heads fitted in closed form to the final output on a calibration batch (the 'fitted' lens)."""
+    heads = UNetHeads(unet_block_channels(bb.model), bb.out_channels)
+    g = torch.Generator().manual_seed(123)
+    tt = torch.full((x0.shape[0],), float(t))
+    x_t = D.add_noise(bb.objective, x0, torch.randn(x0.shape, generator=g), tt)
+    with torch.no_grad(), tap(bb.model, heads) as tp:
+        out = predict(bb, x_t, tt, lr)
+        feats = list(tp.features)
+    return fit_unet_heads(heads, feats, out)
+
+
+def band_similarity(students: Tensor, teacher: Tensor, mask: str = "radial", radius: float = 0.25,
+                    cutoff: float = 0.2) -> tuple[Tensor, Tensor]:
+    """Per-layer LF and HF cosine similarity to the teacher, each [L, B]."""
+    t_mag, s_mag = spectrum(teacher).abs(), spectrum(students).abs()
+    low, high = band_masks(t_mag, mask, cutoff, radius)
+    return tuple((band_vectors(s_mag, m) * band_vectors(t_mag, m)).sum(-1) for m in (low, high))
+
+
+def layer_similarity(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None,
+                     timesteps=TIMESTEPS, mask: str = "radial", radius: float = 0.25, label: dict | None = None
+                     ) -> pd.DataFrame:
+    """Tidy table: per timestep and layer, mean and std over images of LF/HF similarity to the final output."""
+    rows = []
+    for t in timesteps:
+        students, teacher = layer_estimates(bb, heads, x0, lr, t)
+        lf, hf = band_similarity(students, teacher, mask, radius)
+        L = lf.shape[0]
+        for i in range(L):
+            rows.append({**(label or {}), "t": t, "layer": i, "depth": i / max(L - 1, 1), "mask": mask,
+                         "lf_mean": lf[i].mean().item(), "lf_std": lf[i].std().item() if lf.shape[1] > 1 else 0.0,
+                         "hf_mean": hf[i].mean().item(), "hf_std": hf[i].std().item() if hf.shape[1] > 1 else 0.0})
+    return pd.DataFrame(rows)
+
+
+def cross_sample_similarity(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None, t: float = 300,
+                            radius: float = 0.25) -> dict[str, np.ndarray]:
+    """[N, N] cosine similarity between images' LF and between their HF band vectors (final-layer estimates)."""
+    _, teacher = layer_estimates(bb, heads, x0, lr, t)
+    mag = spectrum(teacher).abs()
+    low, high = band_masks(mag, "radial", radius=radius)
+    out = {}
+    for band, m in (("lf", low), ("hf", high)):
+        v = band_vectors(mag, m)
+        out[band] = (v @ v.T).numpy()
+    return out
+
+
+# ---------------------------------------------------------------- a profile's observation set
+
+def observation_images(p: Profile, size: int | None = None, seed: int = 77) -> dict[str, Tensor]:
+    """HR crops of the held-out photos and their degraded, bicubic-upsampled LR, in [0, 1]."""
+    size = size or p.observe_size
+    hr = torch.stack([img for _, img in test_images(p.n_observe, size, seed)])
+    preset = load_preset(p.train.degradation)
+    lr = torch.cat([degrade(h[None], preset, torch.Generator().manual_seed(seed + i)) for i, h in enumerate(hr)])
+    return {"hr": hr, "lr_up": bicubic_up(lr, p.train.scale)}
+
+
+def model_inputs(bb: Backbone, images: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+    """Images in [0, 1] -> model-space x0 and LR condition (None for an unconditional prior)."""
+    x0 = images["hr"] * 2 - 1
+    return x0, (images["lr_up"] * 2 - 1) if bb.lr_channels else None
+
+
+def lens_for(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None) -> tuple[UNetHeads | None, str]:
+    """The lens to observe with: the model's own output head (DiT), trained heads, or closed-form heads."""
+    if bb.spec.kind == "dit":
+        return None, "shared output head"
+    if heads is not None:
+        return heads, "trained 1x1 heads"
+    return calibrated_heads(bb, x0, lr), "closed-form 1x1 heads"
+
+
+def observe_profile(p: Profile, runs: str | Path, out: str | Path, variants=("baseline", "framer")) -> list[Path]:
+    """Write band_density.csv, layer_similarity.csv and cross_sample.json for a profile's trained runs."""
+    from .train import load_trained, sr_dir
+    from .config import with_overrides
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    big = observation_images(p)
+    dens = band_densities(big["hr"], big["lr_up"])
+    files = [_save_csv(dens, out / "band_density.csv", profile=p.name, images="held-out photo crops",
+                       size=p.observe_size, n=p.n_observe)]
+    small = observation_images(p, size=p.train.image_size)
+    frames, cross = [], {}
+    for b in p.backbones:
+        for v in variants:
+            run = sr_dir(with_overrides(p.train, backbone=b, seed=p.seeds[0]), v, runs)
+            if not (run / "done.json").exists():
+                continue
+            bb, heads = load_trained(run, b)
+            x0, lr = model_inputs(bb, small)
+            lens, lens_name = lens_for(bb, heads, x0, lr)
+            label = {"backbone": b, "variant": v, "lens": lens_name}
+            frames.append(layer_similarity(bb, lens, x0, lr, SWEEP, label=label))
+            if v == variants[0]:
+                cross[b] = {k: m.tolist() for k, m in cross_sample_similarity(bb, lens, x0, lr).items()}
+    if frames:
+        files.append(_save_csv(pd.concat(frames), out / "layer_similarity.csv", profile=p.name, timesteps=SWEEP,
+                               mask="radial", radius=0.25, size=p.train.image_size, n=p.n_observe))
+    if cross:
+        path = out / "cross_sample.json"
+        path.write_text(json.dumps(cross))
+        write_sidecar(path, profile=p.name, t=300, radius=0.25)
+        files.append(path)
+    return files
+
+
+def _save_csv(df: pd.DataFrame, path: Path, **prov) -> Path:
+    df.to_csv(path, index=False)
+    write_sidecar(path, **prov)
+    return path
+

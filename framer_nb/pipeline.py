@@ -1,0 +1,89 @@
+"""Orchestration of a profile: which runs exist, training them all, evaluating them all, collecting results."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import evaluate as E
+from . import train as T
+from .config import Profile, TrainConfig, with_overrides
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One SR run of a profile."""
+
+    backbone: str
+    variant: str
+    seed: int
+    train: TrainConfig
+
+    @property
+    def label(self) -> dict:
+        return {"backbone": self.backbone, "variant": self.variant, "seed": self.seed}
+
+
+def run_specs(p: Profile) -> list[RunSpec]:
+    """Main variants on every backbone and seed; ablations on the first backbone, on `ablation_seeds`."""
+    specs = []
+    for b in p.backbones:
+        for v in p.main_variants:
+            specs += [RunSpec(b, v, s, with_overrides(p.train, backbone=b, seed=s)) for s in p.seeds]
+    for v in p.ablations:
+        if v not in p.main_variants:
+            specs += [RunSpec(p.backbones[0], v, s, with_overrides(p.train, backbone=p.backbones[0], seed=s))
+                      for s in p.ablation_seeds]
+    return specs
+
+
+def train_all(p: Profile, runs: str | Path, progress: bool = True) -> list[Path]:
+    """Train (or skip, when done) every run of the profile; resumable."""
+    return [T.train_sr(s.train, s.variant, runs, progress=progress) for s in run_specs(p)]
+
+
+def test_set(p: Profile) -> dict:
+    """The profile's fixed held-out test set."""
+    return E.make_test_set(p.n_test, p.test_size, p.train.degradation, p.train.scale)
+
+
+def eval_dir(results: str | Path, s: RunSpec) -> Path:
+    return Path(results) / "eval" / s.backbone / s.variant / f"seed{s.seed}"
+
+
+def evaluate_all(p: Profile, runs: str | Path, results: str | Path, protocol: str = "framer",
+                 progress: bool = True) -> pd.DataFrame:
+    """Evaluate every finished run (skipping those already scored) plus bicubic; all per-image rows."""
+    from tqdm.auto import tqdm
+    test = test_set(p)
+    bicubic = Path(results) / "eval" / "bicubic"
+    if not (bicubic / "per_image.csv").exists():
+        E.evaluate_bicubic(test, bicubic, protocol)
+    for s in tqdm(run_specs(p), desc="evaluate", disable=not progress):
+        out = eval_dir(results, s)
+        if (out / "summary.json").exists():
+            continue
+        bb, _ = T.load_trained(T.sr_dir(s.train, s.variant, runs), s.backbone)
+        E.evaluate_run(bb, test, out, s.label, p.train.sample_steps, seed=s.seed, tile=p.train.image_size,
+                       protocol=protocol)
+    return collect(results)
+
+
+def collect(results: str | Path) -> pd.DataFrame:
+    """Every per-image row under results/eval (bicubic rows get backbone 'bicubic')."""
+    frames = []
+    for f in sorted(Path(results).glob("eval/**/per_image.csv")):
+        df = pd.read_csv(f)
+        if "method" in df.columns:
+            df = df.drop(columns="method").assign(backbone="bicubic", variant="bicubic", seed=0)
+        frames.append(df)
+    if not frames:
+        raise FileNotFoundError(f"{results}: no evaluation results (run evaluate_all first)")
+    return pd.concat(frames, ignore_index=True)
+
+
+def train_config_dict(p: Profile) -> dict:
+    return dataclasses.asdict(p.train)

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from framer_nb import metrics as M
+from framer_nb.data import test_images as held_out_images
+
+
+@pytest.fixture(scope="module")
+def pair():
+    hr = torch.stack([img for _, img in held_out_images(2, 96)])
+    g = torch.Generator().manual_seed(0)
+    sr = (hr + 0.04 * torch.randn(hr.shape, generator=g)).clamp(0, 1)
+    return sr, hr
+
+
+def _y(img):  # ITU-R BT.601 luma on the 16-235 scale, as MATLAB's rgb2ycbcr, in [0, 1]
+    r, g, b = img.double().numpy()
+    return (65.481 * r + 128.553 * g + 24.966 * b + 16.0) / 255.0
+
+
+def _yiq_y(img):  # luma of YIQ, pyiqa's default colour space for its Y-channel metrics
+    r, g, b = img.double().numpy()
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def test_framer_protocol_psnr_ssim_against_independent_values(pair):
+    sr, hr = pair
+    values, reasons = M.evaluate_images(sr, hr, "framer")
+    for i in range(2):
+        mse = np.mean((sr[i].double().numpy() - hr[i].double().numpy()) ** 2)
+        assert values["psnr"][i].item() == pytest.approx(10 * np.log10(1 / mse), abs=1e-3)
+        ssim = structural_similarity(_yiq_y(sr[i]), _yiq_y(hr[i]), data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+        assert values["ssim"][i].item() == pytest.approx(ssim, abs=5e-3)
+    assert values["niqe"] is not None and torch.isfinite(values["niqe"]).all()
+    assert set(M.PROTOCOLS["framer"]) <= set(values)
+
+
+def test_osediff_protocol_uses_luma_psnr(pair):
+    sr, hr = pair
+    values, _ = M.evaluate_images(sr, hr, "osediff")
+    mse = np.mean((_y(sr[0]) - _y(hr[0])) ** 2)
+    assert values["psnr_y"][0].item() == pytest.approx(10 * np.log10(1 / mse), abs=1e-3)
+    ssim = structural_similarity(_y(sr[0]), _y(hr[0]), data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False)
+    assert values["ssim_y"][0].item() == pytest.approx(ssim, abs=5e-3)
+
+
+def test_niqe_prefers_a_clean_photo_to_noise(pair):
+    _, hr = pair
+    niqe = M.build("niqe")
+    clean, _ = M.score(niqe, hr[:1], None)
+    noisy, _ = M.score(niqe, (hr[:1] + 0.3 * torch.randn(hr[:1].shape, generator=torch.Generator().manual_seed(1)))
+                       .clamp(0, 1), None)
+    assert clean.item() < noisy.item()
+    small, reason = M.score(niqe, hr[:1, :, :64, :64], None)
+    assert small is None and "96" in reason
+
+
+def test_band_psnr_splits_the_error_exactly(pair):
+    sr, hr = pair
+    bands = M.band_psnr(sr, hr, radius=0.25)
+    mse = (sr.double() - hr.double()).pow(2).flatten(1).mean(1)
+    recombined = 10 ** (-bands["psnr_lf"].double() / 10) + 10 ** (-bands["psnr_hf"].double() / 10)
+    assert torch.allclose(recombined, mse, rtol=1e-4)
+    blurred = torch.nn.functional.avg_pool2d(hr, 3, 1, 1, count_include_pad=False)
+    b2 = M.band_psnr(blurred, hr)
+    assert (b2["psnr_lf"] > b2["psnr_hf"]).all()  # blur errs in HF, not LF
+
+
+def test_learned_metric_without_weights_is_na(tmp_path, monkeypatch):
+    import pyiqa.utils.download_util as du
+    monkeypatch.setattr(du, "DEFAULT_CACHE_DIR", str(tmp_path))  # an empty weight cache
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    M.build.cache_clear()
+    try:
+        m = M.build("musiq")
+        assert m.fn is None and m.reason.startswith("n/a: musiq weights not available offline")
+        values, reasons = M.evaluate_images(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), "framer")
+        assert values["musiq"] is None and "musiq" in reasons and values["psnr"] is not None
+    finally:
+        M.build.cache_clear()
+
+
+def test_no_network_blocks_sockets():
+    import socket
+    with M.no_network(), pytest.raises(OSError, match="network disabled"):
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+
+
+def test_unknown_protocol():
+    with pytest.raises(KeyError, match="framer"):
+        M.evaluate_images(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), "nope")

@@ -1,0 +1,80 @@
+import json
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from framer_nb import evaluate as E
+from framer_nb import train as T
+from framer_nb.__main__ import build_parser, main
+from framer_nb.config import TrainConfig
+
+TINY = dict(image_size=16, batch_size=2, prior_steps=2, sr_steps=3, log_every=1, diag_every=1, ckpt_every=1,
+            sample_steps=2)
+
+
+@pytest.mark.parametrize("backbone", ["tiny-dit", "tiny-unet"])
+def test_train_resume_evaluate_round_trip(tmp_path, backbone):
+    cfg = TrainConfig(backbone=backbone, **TINY)
+    full = T.train_sr(cfg, "framer", tmp_path / "a", progress=False)
+    T.train_sr(cfg, "framer", tmp_path / "b", progress=False, stop_after=1)  # interrupted after step 1
+    part = T.sr_dir(cfg, "framer", tmp_path / "b")
+    assert not T.is_done(part) and (part / "checkpoint.safetensors").exists()
+    resumed = T.train_sr(cfg, "framer", tmp_path / "b", progress=False)
+    a, b = load_file(str(full / "checkpoint.safetensors")), load_file(str(resumed / "checkpoint.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    log = pd.read_csv(resumed / "log.csv")
+    assert log["step"].tolist() == [1, 2, 3] and log["distill"].gt(0).all()
+    assert log.filter(like="fam_hf_").notna().all().all()
+    done = json.loads((resumed / "done.json").read_text())
+    assert done["variant"] == "framer" and done["resumed_from"] == 1 and "git_commit" in done
+    assert (full / "model" / "config.json").exists()
+    assert (full / "heads.safetensors").exists() == (backbone == "tiny-unet")  # heads never inside the model
+
+    bb, heads = T.load_trained(full, backbone)
+    assert bb.lr_channels == 3
+    test = E.make_test_set(2, 32, "tiny")
+    df = E.evaluate_run(bb, test, tmp_path / "eval", {"backbone": backbone}, steps=2, seed=0, tile=16)
+    assert len(df) == 2 and df["psnr"].notna().all() and df["niqe"].isna().all()  # 32px: NIQE n/a
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert "niqe" in summary["na_reasons"] and summary["protocol"] == "framer"
+    assert (tmp_path / "eval" / "per_image.csv.provenance.json").exists()
+    again = E.evaluate_run(bb, test, tmp_path / "eval2", {"backbone": backbone}, steps=2, seed=0, tile=16)
+    assert torch.equal(torch.load(tmp_path / "eval" / "sr.pt"), torch.load(tmp_path / "eval2" / "sr.pt"))
+    assert again["psnr"].tolist() == df["psnr"].tolist()
+
+
+def test_done_runs_are_skipped_and_prior_is_shared(tmp_path):
+    cfg = TrainConfig(**TINY)
+    run = T.train_sr(cfg, "baseline", tmp_path, progress=False)
+    stamp = (run / "done.json").stat().st_mtime_ns
+    assert T.train_sr(cfg, "baseline", tmp_path, progress=False) == run
+    assert (run / "done.json").stat().st_mtime_ns == stamp
+    T.train_sr(cfg, "l2", tmp_path, progress=False)
+    assert len(list((tmp_path / "prior").iterdir())) == 1
+
+
+def test_tiling_covers_and_averages():
+    assert E.tile_starts(96, 32, 8) == [0, 24, 48, 64] and E.tile_starts(32, 32, 8) == [0]
+    fn = E.tiled(lambda x, t, lr: x * 2, tile=16, overlap=4)
+    x = torch.randn(2, 3, 40, 40)
+    assert torch.allclose(fn(x, torch.zeros(2), None), 2 * x)
+
+
+def test_cli_help_documents_every_option(capsys):
+    parser = build_parser()
+    for cmd in ("train", "evaluate", "observe", "reproduce"):
+        sub = parser._subparsers._group_actions[0].choices[cmd]
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"{cmd} --{action.dest} has no help text"
+    assert main(["train", "--list-variants"]) == 0
+    assert "no-random-neg" in capsys.readouterr().out
+
+
+def test_cli_evaluate_refuses_untrained(tmp_path, capsys):
+    rc = main(["evaluate", "--profile", "smoke", "--runs", str(tmp_path), "--results", str(tmp_path / "r"),
+               "--variant", "framer"])
+    assert rc == 2 and "not trained yet" in capsys.readouterr().err

@@ -128,12 +128,21 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_observe(args) -> int:
+    import json
+
+    from . import observe as O
     from .config import profile
-    from .observe import observe_profile
     p = profile(args.profile)
     out = Path(args.out or f"build/{p.name}/results/observe")
-    for f in observe_profile(p, args.runs, out):
-        print(f)
+    prov = {"profile": p.name, "command": "observe"}
+    images = O.observation_images(p)
+    print(O.save_csv(O.band_densities(images["hr"], images["lr_up"]), out / "band_density.csv", **prov))
+    priors = O.load_priors(p, args.runs)
+    small = O.observation_images(p, size=p.train.image_size)
+    print(O.save_csv(O.observe_models(priors, small), out / "layer_similarity.csv", **prov))
+    cross = {b: O.cross_sample(bb, h, small) for b, (bb, h) in priors.items()}
+    (out / "cross_sample.json").write_text(json.dumps(cross))
+    print(out / "cross_sample.json")
     return 0
 
 

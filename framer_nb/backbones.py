@@ -65,6 +65,7 @@ class Backbone:
     vae: AutoencoderKL | None = None
     context: dict = field(default_factory=dict)  # fixed conditioning (null prompt) per sample
     runner: nn.Module | None = None  # the module to call, e.g. accelerate's DDP wrapper of `model`
+    residual: bool = False  # x0 is HR - bicubic(LR) (SRDiff-style); SR output = x0 + bicubic(LR)
 
     @property
     def objective(self) -> Objective:

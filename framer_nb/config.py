@@ -75,6 +75,7 @@ class TrainConfig:
     image_size: int = 32  # HR crop side in pixels (model space for tiny backbones)
     scale: int = 4  # SR factor
     degradation: str = "tiny"  # preset in data/degradations/
+    target: str = "residual"  # residual: diffuse HR - bicubic(LR) (SRDiff-style) | image: diffuse HR itself
     batch_size: int = 16
     prior_steps: int = 400  # stage 1: unconditional denoiser
     sr_steps: int = 300  # stage 2: SR fine-tuning
@@ -131,7 +132,7 @@ PROFILES: dict[str, Profile] = {
         name="paper",
         train=TrainConfig(backbone="sd35-medium", image_size=512, batch_size=32, prior_steps=0,
                           sr_steps=20000, lr=5e-5, mixed_precision="fp16", degradation="realesrgan_x4plus",
-                          grad_checkpointing=True, sample_steps=40, ckpt_every=10000),
+                          grad_checkpointing=True, sample_steps=40, ckpt_every=10000, target="image"),
         backbones=("sd35-medium", "sd2-base"), seeds=(0,), ablation_seeds=(0,), n_test=100, test_size=512,
     ),
 }

@@ -61,8 +61,8 @@ def super_resolve(bb: Backbone, lr_up: Tensor, steps: int, seed: int, tile: int,
         cond = lr_up[i:i + batch] * 2 - 1
         g = torch.Generator().manual_seed(seed * 100_003 + i)
         x = D.sample(bb.objective, lambda x, t: fn(x, t, cond), (cond.shape[0], bb.out_channels, *cond.shape[-2:]),
-                     steps, g)
-        outs.append(((x + 1) / 2).clamp(0, 1))
+                     steps, g, clip=2.0 if bb.residual else 1.0)
+        outs.append((((x + cond) if bb.residual else x) + 1).div(2).clamp(0, 1))
     return torch.cat(outs)
 
 

@@ -9,7 +9,6 @@ final output's vector; averaged over images. Bands are radial rings (the paper's
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -116,16 +115,18 @@ def cross_sample_similarity(bb: Backbone, heads: UNetHeads | None, x0: Tensor, l
 def observation_images(p: Profile, size: int | None = None, seed: int = 77) -> dict[str, Tensor]:
     """HR crops of the held-out photos and their degraded, bicubic-upsampled LR, in [0, 1]."""
     size = size or p.observe_size
-    hr = torch.stack([img for _, img in test_images(p.n_observe, size, seed)])
+    items = test_images(p.n_observe, size, seed)
+    hr = torch.stack([img for _, img in items])
     preset = load_preset(p.train.degradation)
     lr = torch.cat([degrade(h[None], preset, torch.Generator().manual_seed(seed + i)) for i, h in enumerate(hr)])
-    return {"hr": hr, "lr_up": bicubic_up(lr, p.train.scale)}
+    return {"hr": hr, "lr_up": bicubic_up(lr, p.train.scale), "names": [n for n, _ in items]}
 
 
 def model_inputs(bb: Backbone, images: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
-    """Images in [0, 1] -> model-space x0 and LR condition (None for an unconditional prior)."""
-    x0 = images["hr"] * 2 - 1
-    return x0, (images["lr_up"] * 2 - 1) if bb.lr_channels else None
+    """Images in [0, 1] -> model-space x0 (HR, or HR - bicubic LR for residual models) and LR condition
+    (None for an unconditional prior)."""
+    x0, lr = images["hr"] * 2 - 1, images["lr_up"] * 2 - 1
+    return (x0 - lr if bb.residual else x0), (lr if bb.lr_channels else None)
 
 
 def lens_for(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None) -> tuple[UNetHeads | None, str]:
@@ -137,43 +138,61 @@ def lens_for(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | Non
     return calibrated_heads(bb, x0, lr), "closed-form 1x1 heads"
 
 
-def observe_profile(p: Profile, runs: str | Path, out: str | Path, variants=("baseline", "framer")) -> list[Path]:
-    """Write band_density.csv, layer_similarity.csv and cross_sample.json for a profile's trained runs."""
-    from .train import load_trained, sr_dir
+def observe_models(models: dict[str, tuple], images: dict[str, Tensor], timesteps=SWEEP,
+                   mask: str = "radial") -> pd.DataFrame:
+    """Layer-wise similarity of several (backbone, heads) models, labelled by the dict keys."""
+    frames = []
+    for label, (bb, heads) in models.items():
+        x0, lr = model_inputs(bb, images)
+        lens, lens_name = lens_for(bb, heads, x0, lr)
+        frames.append(layer_similarity(bb, lens, x0, lr, timesteps, mask,
+                                       label={"model": label, "backbone": bb.spec.name, "lens": lens_name}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def cross_sample(bb: Backbone, heads: UNetHeads | None, images: dict[str, Tensor], t: float = 300
+                 ) -> dict[str, list]:
+    """Fig. 5 matrices for one model, JSON-ready."""
+    x0, lr = model_inputs(bb, images)
+    lens, _ = lens_for(bb, heads, x0, lr)
+    return {k: m.tolist() for k, m in cross_sample_similarity(bb, lens, x0, lr, t).items()}
+
+
+def off_diagonal_mean(matrix) -> float:
+    """Mean of a square similarity matrix without its diagonal (similarity between different images)."""
+    m = np.asarray(matrix, dtype=float)
+    return float(m[~np.eye(len(m), dtype=bool)].mean()) if len(m) > 1 else float("nan")
+
+
+def load_priors(p: Profile, runs: str | Path, progress: bool = True) -> dict[str, tuple]:
+    """The stage-1 prior of every backbone of a profile (trained now if not cached), as {backbone: (bb, None)}."""
     from .config import with_overrides
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    big = observation_images(p)
-    dens = band_densities(big["hr"], big["lr_up"])
-    files = [_save_csv(dens, out / "band_density.csv", profile=p.name, images="held-out photo crops",
-                       size=p.observe_size, n=p.n_observe)]
-    small = observation_images(p, size=p.train.image_size)
-    frames, cross = [], {}
+    from .train import load_trained, train_prior
+    out = {}
+    for b in p.backbones:
+        run = train_prior(with_overrides(p.train, backbone=b), runs, progress)
+        out[b] = (load_trained(run, b)[0], None)
+    return out
+
+
+def load_runs(p: Profile, runs: str | Path, variants=("baseline", "framer"), seed: int | None = None
+              ) -> dict[str, tuple]:
+    """Trained SR runs of a profile as {'<backbone> <variant>': (bb, heads)} (only finished runs)."""
+    from .config import with_overrides
+    from .train import is_done, load_trained, sr_dir
+    out = {}
     for b in p.backbones:
         for v in variants:
-            run = sr_dir(with_overrides(p.train, backbone=b, seed=p.seeds[0]), v, runs)
-            if not (run / "done.json").exists():
-                continue
-            bb, heads = load_trained(run, b)
-            x0, lr = model_inputs(bb, small)
-            lens, lens_name = lens_for(bb, heads, x0, lr)
-            label = {"backbone": b, "variant": v, "lens": lens_name}
-            frames.append(layer_similarity(bb, lens, x0, lr, SWEEP, label=label))
-            if v == variants[0]:
-                cross[b] = {k: m.tolist() for k, m in cross_sample_similarity(bb, lens, x0, lr).items()}
-    if frames:
-        files.append(_save_csv(pd.concat(frames), out / "layer_similarity.csv", profile=p.name, timesteps=SWEEP,
-                               mask="radial", radius=0.25, size=p.train.image_size, n=p.n_observe))
-    if cross:
-        path = out / "cross_sample.json"
-        path.write_text(json.dumps(cross))
-        write_sidecar(path, profile=p.name, t=300, radius=0.25)
-        files.append(path)
-    return files
+            run = sr_dir(with_overrides(p.train, backbone=b, seed=p.seeds[0] if seed is None else seed), v, runs)
+            if is_done(run):
+                out[f"{b} {v}"] = load_trained(run, b)
+    return out
 
 
-def _save_csv(df: pd.DataFrame, path: Path, **prov) -> Path:
+def save_csv(df: pd.DataFrame, path: str | Path, **prov) -> Path:
+    """Write a statistics table with its provenance sidecar."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path, index=False)
     write_sidecar(path, **prov)
     return path
-

@@ -31,7 +31,7 @@ from .taps import UNetHeads, num_layers, unet_block_channels
 
 BASELINE = FramerConfig(objective="none")
 PRIOR_FIELDS = ("backbone", "image_size", "batch_size", "prior_steps", "prior_lr", "weight_decay", "grad_clip",
-                "photo_share")
+                "photo_share", "target", "degradation", "scale")
 DIAG_NAMES = ("sim_lf", "sim_hf", "faw_lf", "faw_hf", "fam_lf", "fam_hf")
 
 
@@ -158,20 +158,34 @@ def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = Tr
         return run
     bb = B.build(cfg.backbone, seed=0)
     src = data_source(dataclasses.replace(cfg, seed=0))
+    preset = load_preset(cfg.degradation)
 
     def batch(step: int):
-        hr = src.batch(cfg.batch_size, cfg.image_size, step_generator(0, step, "prior-data"))
-        return hr * 2 - 1, None
+        g = step_generator(0, step, "prior-data")
+        x0, _ = sr_pair(src.batch(cfg.batch_size, cfg.image_size, g), preset, cfg, g)
+        return x0, None
 
     _fit(bb, None, cfg, cfg.prior_steps, cfg.prior_lr, BASELINE, batch, run, seed=0, progress=progress,
          desc=f"prior {cfg.backbone}")
     return run
 
 
+def sr_pair(hr: torch.Tensor, preset, cfg: TrainConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """HR crops in [0, 1] -> (x0 to diffuse, LR condition), both in [-1, 1] model space.
+
+    x0 is the HR image, or for target='residual' the HR minus the bicubic-upsampled LR.
+    """
+    lr = bicubic_up(degrade(hr, preset, g), cfg.scale) * 2 - 1
+    x0 = hr * 2 - 1
+    return (x0 - lr if cfg.target == "residual" else x0), lr
+
+
 def load_trained(run: str | Path, backbone: str) -> tuple[B.Backbone, UNetHeads | None]:
     """A trained backbone (and U-Net heads, if any) from a run folder."""
     run = Path(run)
     bb = B.load(backbone, str(run / "model"), with_vae=False)
+    done = json.loads((run / "done.json").read_text()) if (run / "done.json").exists() else {}
+    bb.residual = done.get("config", {}).get("target") == "residual"
     heads = None
     if (run / "heads.safetensors").exists():
         heads = UNetHeads(unet_block_channels(bb.model), bb.out_channels)
@@ -196,9 +210,7 @@ def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", res
 
     def batch(step: int):
         g = step_generator(cfg.seed, step, "sr-data")
-        hr = src.batch(cfg.batch_size, cfg.image_size, g)
-        lr = bicubic_up(degrade(hr, preset, g), cfg.scale)
-        return hr * 2 - 1, lr * 2 - 1
+        return sr_pair(src.batch(cfg.batch_size, cfg.image_size, g), preset, cfg, g)
 
     _fit(bb, heads, cfg, cfg.sr_steps, cfg.lr, fcfg, batch, run, seed=cfg.seed, resume=resume,
          stop_after=stop_after, progress=progress, desc=f"{cfg.backbone} {variant_name} s{cfg.seed}",

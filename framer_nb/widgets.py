@@ -1,0 +1,158 @@
+"""The interactive explorer: sliders over layer and timestep, dropdowns for backbone, band mask and image.
+
+`Explorer` keeps all logic and state in plain Python (testable without a browser); `Explorer.ui()`
+wraps it in ipywidgets. Per-layer estimates are cached per (backbone, image, t), so moving the layer
+slider only redraws, and moving the timestep runs one forward pass of a tiny model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .backbones import Backbone
+from .freq import band_masks, spectrum
+from .observe import band_similarity, layer_estimates, lens_for
+
+TIMESTEPS = tuple(range(50, 1000, 50))
+
+
+@dataclass
+class Model:
+    """A backbone ready to observe, with its lens and model-space inputs."""
+
+    backbone: Backbone
+    x0: torch.Tensor  # [N, C, H, W] model-space HR images
+    lr: torch.Tensor | None
+    lens: object = None
+    lens_name: str = ""
+
+
+def model_from(bb: Backbone, heads, images: dict) -> Model:
+    """An explorer model from a trained backbone (and U-Net heads) and observation images."""
+    from .observe import model_inputs
+    x0, lr = model_inputs(bb, images)
+    lens, name = lens_for(bb, heads, x0, lr)
+    return Model(bb, x0, lr, lens, name)
+
+
+@dataclass
+class Explorer:
+    """State and computation behind the sliders."""
+
+    models: dict[str, Model]
+    image_names: list[str]
+    state: dict = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for m in self.models.values():
+            if m.lens is None and not m.lens_name:
+                m.lens, m.lens_name = lens_for(m.backbone, None, m.x0, m.lr)
+        first = next(iter(self.models))
+        self.state = {"backbone": first, "mask": "radial", "image": 0, "t": 300, "layer": 0}
+        self.refresh()
+
+    def estimates(self, backbone: str, image: int, t: int):
+        """Cached per-layer estimates [L, 1, C, H, W] and final estimate [1, C, H, W] of one image."""
+        key = (backbone, image, t)
+        if key not in self._cache:
+            m = self.models[backbone]
+            lr = m.lr[image:image + 1] if m.lr is not None else None
+            self._cache[key] = layer_estimates(m.backbone, m.lens, m.x0[image:image + 1], lr, t)
+        return self._cache[key]
+
+    def set(self, **changes) -> dict:
+        """Change any of backbone, mask, image, t, layer; recompute what depends on it; return the state."""
+        unknown = set(changes) - set(self.state)
+        if unknown:
+            raise KeyError(f"unknown explorer control(s) {sorted(unknown)}; known: {sorted(self.state)}")
+        self.state.update(changes)
+        return self.refresh()
+
+    def refresh(self) -> dict:
+        s = self.state
+        students, teacher = self.estimates(s["backbone"], s["image"], s["t"])
+        s["layer"] = int(np.clip(s["layer"], 0, students.shape[0] - 1))
+        lf, hf = band_similarity(students, teacher, s["mask"])
+        s.update(n_layers=students.shape[0], lf_curve=lf[:, 0].tolist(), hf_curve=hf[:, 0].tolist(),
+                 lf_at_layer=float(lf[s["layer"], 0]), hf_at_layer=float(hf[s["layer"], 0]),
+                 lens=self.models[s["backbone"]].lens_name)
+        return s
+
+    def layer_images(self) -> dict[str, np.ndarray]:
+        """The chosen layer's estimate and its LF / HF band images (inverse FFT of the masked spectrum)."""
+        s = self.state
+        students, teacher = self.estimates(s["backbone"], s["image"], s["t"])
+        est = students[s["layer"], 0]
+        spec = spectrum(est)
+        low, high = band_masks(spectrum(teacher[0]).abs()[None], s["mask"])
+        out = {"estimate": est}
+        for band, m in (("LF band", low[0]), ("HF band", high[0])):
+            out[band] = torch.fft.ifft2(torch.fft.ifftshift(spec * m, dim=(-2, -1))).real
+        return {k: _to_rgb(v) for k, v in out.items()}
+
+    def draw(self, fig=None):
+        """Draw the curves with the chosen layer marked, and the layer's images, into one figure."""
+        fig = fig or plt.figure(figsize=(10, 3.2))
+        fig.clear()
+        ax = fig.add_subplot(1, 4, 1)
+        s = self.state
+        ax.plot(s["lf_curve"], "b-o", ms=3, label="LF")
+        ax.plot(s["hf_curve"], "r-o", ms=3, label="HF")
+        ax.axvline(s["layer"], color="k", lw=0.8)
+        ax.set(ylim=(0, 1.02), xlabel="layer", ylabel="cos sim to final", title=f"{s['backbone']}, t={s['t']}")
+        ax.legend(fontsize=7)
+        for k, (name, img) in enumerate(self.layer_images().items()):
+            a = fig.add_subplot(1, 4, k + 2)
+            a.imshow(img, interpolation="nearest")
+            a.set_title(f"layer {s['layer']}: {name}", fontsize=8)
+            a.axis("off")
+        return fig
+
+    def ui(self):
+        """The ipywidgets front end; every control calls `set` and redraws in place."""
+        import ipywidgets as W
+        from IPython.display import display
+        s = self.state
+        controls = {
+            "backbone": W.Dropdown(options=list(self.models), value=s["backbone"], description="backbone"),
+            "mask": W.Dropdown(options=["radial", "quantile"], value=s["mask"], description="bands"),
+            "image": W.Dropdown(options=[(n, i) for i, n in enumerate(self.image_names)], value=s["image"],
+                                description="image"),
+            "t": W.SelectionSlider(options=TIMESTEPS, value=s["t"], description="timestep", continuous_update=False),
+            "layer": W.IntSlider(min=0, max=s["n_layers"] - 1, value=s["layer"], description="layer"),
+        }
+        out = W.Output()
+        with out:
+            fig = plt.figure(figsize=(10, 3.2))
+            self.draw(fig)
+            display(fig)
+            plt.close(fig)
+
+        def changed(name):
+            def handler(change):
+                self.set(**{name: change["new"]})
+                controls["layer"].max = self.state["n_layers"] - 1
+                out.clear_output(wait=True)
+                with out:
+                    f = self.draw(plt.figure(figsize=(10, 3.2)))
+                    display(f)
+                    plt.close(f)
+            return handler
+
+        for name, w in controls.items():
+            w.observe(changed(name), names="value")
+        self.controls = controls
+        return W.VBox([W.HBox([controls["backbone"], controls["mask"], controls["image"]]),
+                       W.HBox([controls["t"], controls["layer"]]), out])
+
+
+def _to_rgb(x: torch.Tensor) -> np.ndarray:
+    """[C, H, W] model-space map -> displayable [H, W, 3] in [0, 1] (first 3 channels, min-max scaled)."""
+    x = x[:3].float()
+    x = (x - x.min()) / (x.max() - x.min() + 1e-8)
+    return x.permute(1, 2, 0).numpy()

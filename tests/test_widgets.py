@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from framer_nb import backbones as B
+from framer_nb.config import profile
+from framer_nb.observe import band_similarity, layer_estimates, observation_images
+from framer_nb.widgets import Explorer, model_from
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    images = observation_images(profile("smoke"), size=16)
+    dit = B.build("tiny-dit", num_layers=3, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
+                  dual_attention_layers=(0,))
+    unet = B.build("tiny-unet")
+    models = {"dit": model_from(dit, None, images), "unet": model_from(unet, None, images)}
+    return Explorer(models, images["names"])
+
+
+def test_sliders_drive_the_displayed_state(explorer):
+    s = explorer.set(backbone="dit", layer=1, t=700, mask="radial", image=2)
+    assert s["n_layers"] == 3 and s["layer"] == 1 and s["lens"] == "shared output head"
+    m = explorer.models["dit"]
+    students, teacher = layer_estimates(m.backbone, None, m.x0[2:3], None, 700)
+    lf, hf = band_similarity(students, teacher, "radial")
+    assert s["lf_at_layer"] == pytest.approx(lf[1, 0].item(), abs=1e-6)
+    assert s["hf_curve"] == pytest.approx(hf[:, 0].tolist(), abs=1e-6)
+    assert s["lf_curve"][-1] == pytest.approx(1.0, abs=1e-5)  # the last block's lens is the final output
+
+
+def test_switching_backbone_and_mask(explorer):
+    s = explorer.set(backbone="unet", layer=99, mask="quantile")
+    assert s["n_layers"] == 7 and s["layer"] == 6 and s["lens"] == "closed-form 1x1 heads"
+    imgs = explorer.layer_images()
+    assert set(imgs) == {"estimate", "LF band", "HF band"} and imgs["estimate"].shape == (16, 16, 3)
+    with pytest.raises(KeyError, match="unknown explorer control"):
+        explorer.set(colour="red")
+
+
+def test_layer_moves_hit_the_cache(explorer):
+    explorer.set(backbone="dit", t=300, image=0)
+    n = len(explorer._cache)
+    for layer in range(3):
+        explorer.set(layer=layer)
+    assert len(explorer._cache) == n  # only the timestep/image/backbone trigger a forward pass
+    fig = explorer.draw()
+    assert len(fig.axes) == 4
+
+
+def test_ui_builds_and_reacts():
+    pytest.importorskip("ipywidgets")
+    images = observation_images(profile("smoke"), size=16)
+    dit = B.build("tiny-dit", num_layers=2, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
+                  dual_attention_layers=(0,))
+    ex = Explorer({"dit": model_from(dit, None, images)}, images["names"])
+    box = ex.ui()
+    ex.controls["layer"].value = 1
+    ex.controls["t"].value = 800
+    assert ex.state["layer"] == 1 and ex.state["t"] == 800 and box is not None
+    assert torch.is_tensor(ex.estimates("dit", 0, 800)[0])

@@ -45,7 +45,7 @@ class BackboneSpec:
 
 
 REGISTRY: dict[str, BackboneSpec] = {
-    "tiny-dit": BackboneSpec("tiny-dit", "dit", TINY_DIT, Objective("flow")),
+    "tiny-dit": BackboneSpec("tiny-dit", "dit", TINY_DIT, Objective("flow", time_sampling="uniform")),
     "tiny-unet": BackboneSpec("tiny-unet", "unet", TINY_UNET, Objective("ddpm")),
     "sd35-medium": BackboneSpec("sd35-medium", "dit", SD35_MEDIUM, Objective("flow"), "latent",
                                 "stabilityai/stable-diffusion-3.5-medium"),

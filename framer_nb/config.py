@@ -76,9 +76,10 @@ class TrainConfig:
     scale: int = 4  # SR factor
     degradation: str = "tiny"  # preset in data/degradations/
     target: str = "residual"  # residual: diffuse HR - bicubic(LR) (SRDiff-style) | image: diffuse HR itself
+    loss_space: str = "x0"  # x0: clean-signal MSE (released code's preconditioning) | native: plain v / eps MSE
     batch_size: int = 16
     prior_steps: int = 400  # stage 1: unconditional denoiser
-    sr_steps: int = 300  # stage 2: SR fine-tuning
+    sr_steps: int = 200  # stage 2: SR fine-tuning
     lr: float = 1e-3
     prior_lr: float = 1e-3
     weight_decay: float = 1e-2
@@ -90,7 +91,7 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
     grad_accum: int = 1
     grad_checkpointing: bool = False
-    sample_steps: int = 20  # sampler steps at evaluation
+    sample_steps: int = 10  # sampler steps at evaluation
     photo_share: float = 0.5  # share of each batch drawn from shipped photos (rest: dead leaves)
 
 

@@ -23,6 +23,7 @@ class Objective:
     beta_start: float = 1e-4  # ddpm only
     beta_end: float = 0.02
     schedule: str = "linear"  # linear | scaled_linear (SD2)
+    time_sampling: str = "logit_normal"  # flow only: logit_normal (SD3) | uniform (covers sigma near 1)
 
     def __post_init__(self) -> None:
         if self.kind not in ("flow", "ddpm"):
@@ -52,9 +53,12 @@ def _coeffs(obj: Objective, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def sample_time(obj: Objective, batch: int, generator: torch.Generator | None = None, device=None) -> Tensor:
-    """Training times [B]: logit-normal sigma for flow (as SD3), uniform integer steps for DDPM."""
+    """Training times [B]: logit-normal (SD3) or uniform sigma for flow, uniform integer steps for DDPM.
+
+    A tiny model trained on logit-normal sigma never sees sigma > 0.95, where sampling from noise starts."""
     if obj.kind == "flow":
-        u = torch.randn(batch, generator=generator).sigmoid()
+        u = torch.rand(batch, generator=generator) if obj.time_sampling == "uniform" else \
+            torch.randn(batch, generator=generator).sigmoid()
         return (u * T_MAX).clamp(1.0, T_MAX - 1.0).to(device)
     return torch.randint(0, T_MAX, (batch,), generator=generator).float().to(device)
 
@@ -76,6 +80,23 @@ def to_x0(obj: Objective, pred: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
     if obj.kind == "flow":
         return x_t - s * pred
     return (x_t - s * pred) / a
+
+
+def loss_weight(obj: Objective, t: Tensor, space: str = "x0", max_weight: float = 5.0) -> Tensor:
+    """Per-sample weight [B] that turns the MSE on the native target into the MSE in another space.
+
+    'native': plain v / epsilon MSE. 'x0': the clean-signal MSE ||x0_hat - x0||^2, which for flow is
+    sigma^2 ||v_hat - v||^2 (the released FRAMER-D code's "preconditioned outputs") and for DDPM is
+    ||eps_hat - eps||^2 / SNR, capped at `max_weight` (min-SNR style) so near-pure-noise steps stay finite.
+    """
+    if space == "native":
+        return torch.ones_like(t, dtype=torch.float)
+    if space != "x0":
+        raise ValueError(f"loss space must be 'x0' or 'native', got {space!r}")
+    if obj.kind == "flow":
+        return (t.float() / T_MAX) ** 2
+    abar = alphas_cumprod(obj, t.device)[t.round().long().clamp(0, T_MAX - 1)]
+    return ((1.0 - abar) / abar).clamp(max=max_weight)
 
 
 def model_timestep(obj: Objective, t: Tensor) -> Tensor:

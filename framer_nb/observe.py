@@ -49,16 +49,25 @@ def band_densities(hr: Tensor, lr_up: Tensor, radius: float = 0.25, bins: int = 
 
 # ---------------------------------------------------------------- lenses
 
-def layer_estimates(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None, t: float,
-                    seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Per-layer clean-signal estimates [L, B, C, H, W] and the final output's estimate [B, C, H, W] at time t."""
+def layer_maps(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None, t: float,
+               seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
+    """One forward pass at time t: per-layer maps [L, B, C, H, W] and the final map [B, C, H, W], in two spaces:
+    'prediction' (each lens's raw output: v or epsilon, the layer's "feature map") and 'x0' (clean-signal
+    estimates, what the FRAMER loss compares)."""
     g = torch.Generator().manual_seed(seed)
     tt = torch.full((x0.shape[0],), float(t))
     x_t = D.add_noise(bb.objective, x0, torch.randn(x0.shape, generator=g), tt)
     with torch.no_grad(), tap(bb.model, heads) as tp:
         pred = predict(bb, x_t, tt, lr)
         per_layer = tp.predictions()
-    return D.to_x0(bb.objective, per_layer, x_t, tt), D.to_x0(bb.objective, pred, x_t, tt)
+    return {"prediction": (per_layer, pred),
+            "x0": (D.to_x0(bb.objective, per_layer, x_t, tt), D.to_x0(bb.objective, pred, x_t, tt))}
+
+
+def layer_estimates(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None, t: float,
+                    seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Per-layer clean-signal estimates [L, B, C, H, W] and the final output's estimate [B, C, H, W] at time t."""
+    return layer_maps(bb, heads, x0, lr, t, seed)["x0"]
 
 
 def calibrated_heads(bb: Backbone, x0: Tensor, lr: Tensor | None, t: float = 500.0) -> UNetHeads:
@@ -84,17 +93,21 @@ def band_similarity(students: Tensor, teacher: Tensor, mask: str = "radial", rad
 def layer_similarity(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None,
                      timesteps=TIMESTEPS, mask: str = "radial", radius: float = 0.25, label: dict | None = None
                      ) -> pd.DataFrame:
-    """Tidy table: per timestep and layer, mean and std over images of LF/HF similarity to the final output."""
+    """Tidy table: per space, timestep and layer, mean and std over images of LF/HF similarity to the final layer."""
     rows = []
     for t in timesteps:
-        students, teacher = layer_estimates(bb, heads, x0, lr, t)
-        lf, hf = band_similarity(students, teacher, mask, radius)
-        L = lf.shape[0]
-        for i in range(L):
-            rows.append({**(label or {}), "t": t, "layer": i, "depth": i / max(L - 1, 1), "mask": mask,
-                         "lf_mean": lf[i].mean().item(), "lf_std": lf[i].std().item() if lf.shape[1] > 1 else 0.0,
-                         "hf_mean": hf[i].mean().item(), "hf_std": hf[i].std().item() if hf.shape[1] > 1 else 0.0})
+        for space, (students, teacher) in layer_maps(bb, heads, x0, lr, t).items():
+            lf, hf = band_similarity(students, teacher, mask, radius)
+            L = lf.shape[0]
+            for i in range(L):
+                rows.append({**(label or {}), "space": space, "t": t, "layer": i, "depth": i / max(L - 1, 1),
+                             "mask": mask, "lf_mean": lf[i].mean().item(), "lf_std": _std(lf[i]),
+                             "hf_mean": hf[i].mean().item(), "hf_std": _std(hf[i])})
     return pd.DataFrame(rows)
+
+
+def _std(x: Tensor) -> float:
+    return x.std().item() if x.numel() > 1 else 0.0
 
 
 def cross_sample_similarity(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None, t: float = 300,

@@ -47,9 +47,11 @@ def paper_fig3() -> pd.DataFrame:
     return pd.read_csv(PAPER_DIR / "fig3_layer_similarity.csv")
 
 
-def fig_layer_similarity(sim: pd.DataFrame, timesteps=(300, 700), with_paper: bool = True, hue: str = "backbone"):
+def fig_layer_similarity(sim: pd.DataFrame, timesteps=(300, 700), with_paper: bool = True, hue: str = "backbone",
+                         space: str = "prediction"):
     """Fig. 3 analogue: LF (blue) and HF (red) similarity to the final layer over depth, ours solid/dashed
-    by backbone; the paper's digitised curves in grey."""
+    by backbone; the paper's digitised curves in grey. `space`: 'prediction' (layer maps) or 'x0'."""
+    sim = sim[sim["space"] == space] if "space" in sim else sim
     fig, axes = plt.subplots(1, len(timesteps), figsize=(4.5 * len(timesteps), 3.4), sharey=True, squeeze=False)
     styles = ["-", "--", ":", "-."]
     for ax, t in zip(axes[0], timesteps):
@@ -65,13 +67,14 @@ def fig_layer_similarity(sim: pd.DataFrame, timesteps=(300, 700), with_paper: bo
                     ax.plot(g["depth"], g[band], styles[k % 4], color=colour, lw=1,
                             label=f"paper {bb} {band.upper()} (reported)")
         ax.set(title=f"t = {t}", xlabel="layer index (normalised depth)")
-    axes[0][0].set_ylabel("cosine similarity to final layer")
+    axes[0][0].set_ylabel(f"cosine similarity to final layer ({space} maps)")
     axes[0][-1].legend(fontsize=6, loc="lower right")
     return fig
 
 
-def fig_similarity_sweep(sim: pd.DataFrame, hue: str = "backbone"):
+def fig_similarity_sweep(sim: pd.DataFrame, hue: str = "backbone", space: str = "prediction"):
     """Similarity over depth (x) and timestep (y): one heatmap per model and band."""
+    sim = sim[sim["space"] == space] if "space" in sim else sim
     keys = list(dict.fromkeys(sim[hue]))
     fig, axes = plt.subplots(len(keys), 2, figsize=(9, 2.8 * len(keys)), squeeze=False)
     for row, key in zip(axes, keys):

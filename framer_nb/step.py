@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from . import diffusion as D
@@ -34,9 +33,15 @@ def student_estimates(bb: Backbone, per_layer: Tensor, x_t: Tensor, t: Tensor) -
     return x0[:-1] if bb.spec.kind == "dit" else x0
 
 
+def objective_loss(bb: Backbone, pred: Tensor, x0: Tensor, noise: Tensor, t: Tensor, space: str) -> Tensor:
+    """Weighted MSE of the prediction against the objective's target (see `diffusion.loss_weight`)."""
+    err = (pred.float() - D.target(bb.objective, x0, noise).float()).pow(2).flatten(1).mean(1)
+    return (D.loss_weight(bb.objective, t, space).to(err) * err).mean()
+
+
 def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig, heads: UNetHeads | None = None,
                   generator: torch.Generator | None = None, gather: Gather | None = None,
-                  neg_generator: torch.Generator | None = None) -> StepLoss:
+                  neg_generator: torch.Generator | None = None, loss_space: str = "native") -> StepLoss:
     """Objective (+ FRAMER) on a batch of clean model-space samples x0 with optional LR condition.
 
     `neg_generator` draws the random negative layers; give every process the same one.
@@ -47,12 +52,12 @@ def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig
     x_t = D.add_noise(obj, x0, noise, t)
     if cfg.objective == "none":
         pred = predict(bb, x_t, t, lr)
-        objective = F.mse_loss(pred.float(), D.target(obj, x0, noise).float())
+        objective = objective_loss(bb, pred, x0, noise, t, loss_space)
         return StepLoss(objective, objective.detach(), None)
     with tap(bb.model, heads) as tp:
         pred = predict(bb, x_t, t, lr)
         students = student_estimates(bb, tp.predictions(), x_t, t)
-    objective = F.mse_loss(pred.float(), D.target(obj, x0, noise).float())
+    objective = objective_loss(bb, pred, x0, noise, t, loss_space)
     teacher = D.to_x0(obj, pred, x_t, t).detach()
     out = framer_loss(students, teacher, cfg, generator=neg_generator or generator, gather=gather)
     return StepLoss(objective + cfg.weight * out.distill, objective.detach(), out)

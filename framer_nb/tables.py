@@ -46,18 +46,14 @@ def formatted(summary: pd.DataFrame, by: list[str], columns=COLUMNS, marker: str
         if f"{c}_mean" not in summary:
             continue
         means, stds = summary[f"{c}_mean"], summary[f"{c}_std"]
-        if means.isna().all():
-            out[c] = "n/a"
-            continue
-        best = means.idxmax() if higher_is_better(c) else means.idxmin()
+        best = None if means.isna().all() else (means.idxmax() if higher_is_better(c) else means.idxmin())
         digits = 3 if c in ("ssim", "lpips", "maniqa") else 2
         cells = []
         for i, (m, s) in enumerate(zip(means, stds)):
             text = "n/a" if np.isnan(m) else (f"{m:.{digits}f}" + ("" if np.isnan(s) else f" ± {s:.{digits}f}"))
             cells.append(f"{marker}{text}{marker}" if i == best and len(means) > 1 and marker else text)
-        out[c] = cells
         arrow = "↑" if higher_is_better(c) else "↓"
-        out = out.rename(columns={c: f"{c} {arrow}"})
+        out[f"{c} {arrow}"] = cells
     out["seeds"] = summary["n_seeds"].values
     return out
 

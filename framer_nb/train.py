@@ -31,7 +31,7 @@ from .taps import UNetHeads, num_layers, unet_block_channels
 
 BASELINE = FramerConfig(objective="none")
 PRIOR_FIELDS = ("backbone", "image_size", "batch_size", "prior_steps", "prior_lr", "weight_decay", "grad_clip",
-                "photo_share", "target", "degradation", "scale")
+                "photo_share", "target", "degradation", "scale", "loss_space")
 DIAG_NAMES = ("sim_lf", "sim_hf", "faw_lf", "faw_hf", "fam_lf", "fam_hf")
 
 
@@ -250,7 +250,7 @@ def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: F
             out = training_loss(bb, x0, lr_img, fcfg, acc.unwrap_model(heads) if heads is not None else None,
                                 step_generator(seed, step, acc.process_index, "noise"),
                                 gather=acc.gather if acc.num_processes > 1 else None,
-                                neg_generator=step_generator(seed, step, "neg"))
+                                neg_generator=step_generator(seed, step, "neg"), loss_space=cfg.loss_space)
             acc.backward(out.total)
             if acc.sync_gradients and cfg.grad_clip:
                 acc.clip_grad_norm_(params, cfg.grad_clip)

@@ -15,7 +15,7 @@ import torch
 
 from .backbones import Backbone
 from .freq import band_masks, spectrum
-from .observe import band_similarity, layer_estimates, lens_for
+from .observe import band_similarity, layer_maps, lens_for
 
 TIMESTEPS = tuple(range(50, 1000, 50))
 
@@ -53,17 +53,17 @@ class Explorer:
             if m.lens is None and not m.lens_name:
                 m.lens, m.lens_name = lens_for(m.backbone, None, m.x0, m.lr)
         first = next(iter(self.models))
-        self.state = {"backbone": first, "mask": "radial", "image": 0, "t": 300, "layer": 0}
+        self.state = {"backbone": first, "space": "prediction", "mask": "radial", "image": 0, "t": 300, "layer": 0}
         self.refresh()
 
-    def estimates(self, backbone: str, image: int, t: int):
-        """Cached per-layer estimates [L, 1, C, H, W] and final estimate [1, C, H, W] of one image."""
+    def estimates(self, backbone: str, image: int, t: int, space: str = "prediction"):
+        """Cached per-layer maps [L, 1, C, H, W] and final map [1, C, H, W] of one image ('prediction' or 'x0')."""
         key = (backbone, image, t)
         if key not in self._cache:
             m = self.models[backbone]
             lr = m.lr[image:image + 1] if m.lr is not None else None
-            self._cache[key] = layer_estimates(m.backbone, m.lens, m.x0[image:image + 1], lr, t)
-        return self._cache[key]
+            self._cache[key] = layer_maps(m.backbone, m.lens, m.x0[image:image + 1], lr, t)
+        return self._cache[key][space]
 
     def set(self, **changes) -> dict:
         """Change any of backbone, mask, image, t, layer; recompute what depends on it; return the state."""
@@ -75,7 +75,7 @@ class Explorer:
 
     def refresh(self) -> dict:
         s = self.state
-        students, teacher = self.estimates(s["backbone"], s["image"], s["t"])
+        students, teacher = self.estimates(s["backbone"], s["image"], s["t"], s["space"])
         s["layer"] = int(np.clip(s["layer"], 0, students.shape[0] - 1))
         lf, hf = band_similarity(students, teacher, s["mask"])
         s.update(n_layers=students.shape[0], lf_curve=lf[:, 0].tolist(), hf_curve=hf[:, 0].tolist(),
@@ -86,11 +86,11 @@ class Explorer:
     def layer_images(self) -> dict[str, np.ndarray]:
         """The chosen layer's estimate and its LF / HF band images (inverse FFT of the masked spectrum)."""
         s = self.state
-        students, teacher = self.estimates(s["backbone"], s["image"], s["t"])
+        students, teacher = self.estimates(s["backbone"], s["image"], s["t"], s["space"])
         est = students[s["layer"], 0]
         spec = spectrum(est)
         low, high = band_masks(spectrum(teacher[0]).abs()[None], s["mask"])
-        out = {"estimate": est}
+        out = {s["space"]: est}
         for band, m in (("LF band", low[0]), ("HF band", high[0])):
             out[band] = torch.fft.ifft2(torch.fft.ifftshift(spec * m, dim=(-2, -1))).real
         return {k: _to_rgb(v) for k, v in out.items()}
@@ -120,6 +120,7 @@ class Explorer:
         s = self.state
         controls = {
             "backbone": W.Dropdown(options=list(self.models), value=s["backbone"], description="backbone"),
+            "space": W.Dropdown(options=["prediction", "x0"], value=s["space"], description="maps"),
             "mask": W.Dropdown(options=["radial", "quantile"], value=s["mask"], description="bands"),
             "image": W.Dropdown(options=[(n, i) for i, n in enumerate(self.image_names)], value=s["image"],
                                 description="image"),
@@ -147,7 +148,7 @@ class Explorer:
         for name, w in controls.items():
             w.observe(changed(name), names="value")
         self.controls = controls
-        return W.VBox([W.HBox([controls["backbone"], controls["mask"], controls["image"]]),
+        return W.VBox([W.HBox([controls["backbone"], controls["space"], controls["mask"], controls["image"]]),
                        W.HBox([controls["t"], controls["layer"]]), out])
 
 

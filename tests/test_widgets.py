@@ -3,7 +3,7 @@ import torch
 
 from framer_nb import backbones as B
 from framer_nb.config import profile
-from framer_nb.observe import band_similarity, layer_estimates, observation_images
+from framer_nb.observe import band_similarity, layer_maps, observation_images
 from framer_nb.widgets import Explorer, model_from
 
 
@@ -18,10 +18,10 @@ def explorer():
 
 
 def test_sliders_drive_the_displayed_state(explorer):
-    s = explorer.set(backbone="dit", layer=1, t=700, mask="radial", image=2)
+    s = explorer.set(backbone="dit", layer=1, t=700, mask="radial", image=2, space="x0")
     assert s["n_layers"] == 3 and s["layer"] == 1 and s["lens"] == "shared output head"
     m = explorer.models["dit"]
-    students, teacher = layer_estimates(m.backbone, None, m.x0[2:3], None, 700)
+    students, teacher = layer_maps(m.backbone, None, m.x0[2:3], None, 700)["x0"]
     lf, hf = band_similarity(students, teacher, "radial")
     assert s["lf_at_layer"] == pytest.approx(lf[1, 0].item(), abs=1e-6)
     assert s["hf_curve"] == pytest.approx(hf[:, 0].tolist(), abs=1e-6)
@@ -32,7 +32,7 @@ def test_switching_backbone_and_mask(explorer):
     s = explorer.set(backbone="unet", layer=99, mask="quantile")
     assert s["n_layers"] == 7 and s["layer"] == 6 and s["lens"] == "closed-form 1x1 heads"
     imgs = explorer.layer_images()
-    assert set(imgs) == {"estimate", "LF band", "HF band"} and imgs["estimate"].shape == (16, 16, 3)
+    assert set(imgs) == {"x0", "LF band", "HF band"} and imgs["x0"].shape == (16, 16, 3)
     with pytest.raises(KeyError, match="unknown explorer control"):
         explorer.set(colour="red")
 
@@ -57,4 +57,5 @@ def test_ui_builds_and_reacts():
     ex.controls["layer"].value = 1
     ex.controls["t"].value = 800
     assert ex.state["layer"] == 1 and ex.state["t"] == 800 and box is not None
-    assert torch.is_tensor(ex.estimates("dit", 0, 800)[0])
+    ex.controls["space"].value = "x0"
+    assert ex.state["space"] == "x0" and torch.is_tensor(ex.estimates("dit", 0, 800, "x0")[0])

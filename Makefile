@@ -11,7 +11,6 @@ export PYTHONUNBUFFERED := 1
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
 	# torch and torchvision resolve as one release pair in this single install
 	$(PY) -m pip install -e ".[notebooks,dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3

@@ -2,5 +2,5 @@
 
 __version__ = "0.1.0"
 
-from .config import FramerConfig, TrainConfig, profile, variant  # noqa: E402,F401
-from .losses import FramerOutput, framer_loss  # noqa: E402,F401
+from .config import FramerConfig, TrainConfig, profile, variant  # noqa: F401
+from .losses import FramerOutput, framer_loss  # noqa: F401

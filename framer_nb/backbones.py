@@ -113,7 +113,7 @@ def _from_pretrained(cls, path: str, subfolder: str):
     """Try the pipeline layout (path/subfolder) first, then a bare model folder."""
     try:
         return cls.from_pretrained(path, subfolder=subfolder)
-    except (OSError, EnvironmentError):
+    except OSError:
         return cls.from_pretrained(path)
 
 

@@ -5,10 +5,9 @@ Every image is a float tensor [3, H, W] in [0, 1]; batches are [B, 3, H, W].
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -100,14 +99,14 @@ def _package_photo(name: str) -> np.ndarray:
         from sklearn.datasets import load_sample_image
         return load_sample_image(f"{name}.jpg")
     if name == "grace_hopper":
-        import matplotlib.cbook as cbook
+        from matplotlib import cbook
         with cbook.get_sample_data("grace_hopper.jpg") as f:
             return np.asarray(Image.open(f).convert("RGB"))
     import skimage.data
     return getattr(skimage.data, name)()
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo(name: str, scale: float = PHOTO_SCALE) -> Tensor:
     """A photo shipped inside scikit-image, scikit-learn or matplotlib: [3, H, W] in [0, 1]."""
     arr = _package_photo(name)
@@ -263,18 +262,6 @@ def _stem(p: Path) -> str:
 
 # ---------------------------------------------------------------- the embedded default
 
-def training_batch(n: int, size: int, generator: torch.Generator, photo_share: float = 0.5,
-                   train_images: list[Tensor] | None = None) -> Tensor:
-    """A batch of HR crops: a share from training photos (or a user folder), the rest dead leaves."""
-    n_photo = int(round(n * photo_share))
-    parts = []
-    if n_photo:
-        parts.append(random_crops(train_images or photos("train"), n_photo, size, generator))
-    if n - n_photo:
-        parts.append(dead_leaves(n - n_photo, size, generator))
-    return torch.cat(parts)
-
-
 def test_images(n: int, size: int, seed: int = 1234) -> list[tuple[str, Tensor]]:
     """The fixed held-out test set: n crops of the test photos, cycling over them, at fixed positions."""
     g = torch.Generator().manual_seed(seed)
@@ -286,6 +273,3 @@ def test_images(n: int, size: int, seed: int = 1234) -> list[tuple[str, Tensor]]
         out.append((f"{name}_{i // len(TEST_PHOTOS)}", crop))
     return out
 
-
-def cpu_count() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

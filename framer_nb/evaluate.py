@@ -40,7 +40,10 @@ def tiled(fn, tile: int, overlap: int):
         if len(ys) == len(xs) == 1:
             return fn(x, t, lr)
         boxes = [(y, x0) for y in ys for x0 in xs]
-        crop = lambda a: torch.cat([a[..., y:y + tile, x0:x0 + tile] for y, x0 in boxes])  # noqa: E731
+
+        def crop(a: Tensor) -> Tensor:
+            return torch.cat([a[..., y:y + tile, x0:x0 + tile] for y, x0 in boxes])
+
         pred = fn(crop(x), t.repeat(len(boxes)), crop(lr) if lr is not None else None)
         out, weight = torch.zeros_like(x), torch.zeros_like(x[:, :1])
         for k, (y, x0) in enumerate(boxes):
@@ -60,7 +63,7 @@ def super_resolve(bb: Backbone, lr_up: Tensor, steps: int, seed: int, tile: int,
     for i in range(0, lr_up.shape[0], batch):
         cond = lr_up[i:i + batch] * 2 - 1
         g = torch.Generator().manual_seed(seed * 100_003 + i)
-        x = D.sample(bb.objective, lambda x, t: fn(x, t, cond), (cond.shape[0], bb.out_channels, *cond.shape[-2:]),
+        x = D.sample(bb.objective, lambda x, t, c=cond: fn(x, t, c), (cond.shape[0], bb.out_channels, *cond.shape[-2:]),
                      steps, g, clip=2.0 if bb.residual else 1.0)
         outs.append((((x + cond) if bb.residual else x) + 1).div(2).clamp(0, 1))
     return torch.cat(outs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +82,7 @@ def niqe_mat_path(cache_dir: str | Path | None = None) -> Path:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def build(name: str, device: str = "cpu") -> Metric:
     """Build one named metric with pyiqa; n/a (with a reason) if it cannot be built offline."""
     if name not in METRICS:

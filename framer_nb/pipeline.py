@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +83,3 @@ def collect(results: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"{results}: no evaluation results (run evaluate_all first)")
     return pd.concat(frames, ignore_index=True)
 
-
-def train_config_dict(p: Profile) -> dict:
-    return dataclasses.asdict(p.train)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 class Tap:
     """What the hooks captured in the last forward pass, and how to project it."""
 
-    project: Callable[["Tap"], Tensor]
+    project: Callable[[Tap], Tensor]
     features: list[Tensor] = field(default_factory=list)
     temb: Tensor | None = None
     size: tuple[int, int] | None = None

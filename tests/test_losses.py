@@ -2,11 +2,17 @@ import math
 
 import pytest
 import torch
+from reference_framer import reference_framer
 
 from framer_nb.config import FramerConfig
-from framer_nb.losses import (adaptive_weight, alignment_modulation, framer_loss, inter_contrastive,
-                              intra_contrastive, random_negative_layers)
-from reference_framer import reference_framer
+from framer_nb.losses import (
+    adaptive_weight,
+    alignment_modulation,
+    framer_loss,
+    inter_contrastive,
+    intra_contrastive,
+    random_negative_layers,
+)
 
 
 def test_intra_golden():

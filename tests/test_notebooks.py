@@ -3,7 +3,6 @@
 import json
 
 import nbformat
-import pytest
 
 from framer_nb.notebooks import EXPECTED, notebook_paths, run_all
 

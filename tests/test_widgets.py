@@ -48,7 +48,6 @@ def test_layer_moves_hit_the_cache(explorer):
 
 
 def test_ui_builds_and_reacts():
-    pytest.importorskip("ipywidgets")
     images = observation_images(profile("smoke"), size=16)
     dit = B.build("tiny-dit", num_layers=2, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
                   dual_attention_layers=(0,))

@@ -11,7 +11,7 @@ from . import diffusion as D
 from .backbones import Backbone, predict
 from .config import FramerConfig
 from .losses import FramerOutput, Gather, framer_loss
-from .taps import UNetHeads, tap
+from .taps import UNetHeads, num_layers, tap
 
 
 @dataclass
@@ -21,6 +21,11 @@ class StepLoss:
     total: Tensor
     objective: Tensor
     framer: FramerOutput | None
+
+
+def num_students(bb: Backbone) -> int:
+    """How many students the lens yields for this backbone (see `student_estimates`)."""
+    return num_layers(bb.model) - (1 if bb.spec.kind == "dit" else 0)
 
 
 def student_estimates(bb: Backbone, per_layer: Tensor, x_t: Tensor, t: Tensor) -> Tensor:

@@ -26,8 +26,8 @@ from .config import FramerConfig, TrainConfig, config_hash, variant
 from .data import dead_leaves, photos, random_crops
 from .degrade import bicubic_up, degrade, load_preset
 from .provenance import provenance
-from .step import training_loss
-from .taps import UNetHeads, num_layers, unet_block_channels
+from .step import num_students, training_loss
+from .taps import UNetHeads, unet_block_channels
 
 BASELINE = FramerConfig(objective="none")
 PRIOR_FIELDS = ("backbone", "image_size", "batch_size", "prior_steps", "prior_lr", "weight_decay", "grad_clip",
@@ -235,7 +235,7 @@ def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: F
     runner, opt = acc.prepare(bb.model, opt)
     heads = acc.prepare(heads) if heads is not None else None
     bb.runner = runner
-    log = CsvLog(run / "log.csv", num_layers(bb.model) - (1 if bb.spec.kind == "dit" else 0), start)
+    log = CsvLog(run / "log.csv", num_students(bb), start)
     meta = {"config": dataclasses.asdict(cfg), "seed": seed, **(extra or {})}
     t_start, end = time.time(), steps if stop_after is None else min(steps, stop_after)
     bar = tqdm(range(start, end), desc=desc, disable=not progress or not acc.is_local_main_process,

@@ -100,6 +100,7 @@ def cmd_evaluate(args) -> int:
 
     from . import evaluate as E
     from .degrade import bicubic_up
+    from .pipeline import RunSpec, eval_dir
     from .train import load_trained, sr_dir
     p, cfgs = _train_configs(args)
     results = Path(args.results or f"build/{p.name}/results")
@@ -119,9 +120,9 @@ def cmd_evaluate(args) -> int:
                 print(f"{run}: not trained yet; run `python -m framer_nb train --variant {v}` first", file=sys.stderr)
                 return 2
             bb, _ = load_trained(run, cfg.backbone)
-            out = results / "eval" / cfg.backbone / v / f"seed{cfg.seed}"
-            df = E.evaluate_run(bb, test, out, {"backbone": cfg.backbone, "variant": v, "seed": cfg.seed},
-                                cfg.sample_steps, cfg.seed, cfg.image_size, args.protocol)
+            spec = RunSpec(cfg.backbone, v, cfg.seed, cfg)
+            df = E.evaluate_run(bb, test, eval_dir(results, spec), spec.label, cfg.sample_steps, cfg.seed,
+                                cfg.image_size, args.protocol)
             print(f"{cfg.backbone} {v} seed {cfg.seed}: " +
                   ", ".join(f"{k}={x:.3f}" for k, x in df.mean(numeric_only=True).items() if k != "seed"))
     return 0

@@ -65,7 +65,11 @@ class Backbone:
     vae: AutoencoderKL | None = None
     context: dict = field(default_factory=dict)  # fixed conditioning (null prompt) per sample
     runner: nn.Module | None = None  # the module to call, e.g. accelerate's DDP wrapper of `model`
-    residual: bool = False  # x0 is HR - bicubic(LR) (SRDiff-style); SR output = x0 + bicubic(LR)
+    residual_scale: float = 0.0  # 0: x0 is the HR image; s > 0: x0 = s * (HR - bicubic(LR)), SRDiff-style
+
+    @property
+    def residual(self) -> bool:
+        return self.residual_scale > 0
 
     @property
     def objective(self) -> Objective:
@@ -157,6 +161,16 @@ def predict(bb: Backbone, x_t: Tensor, t: Tensor, lr: Tensor | None = None) -> T
         x_t = torch.cat([x_t, lr.to(x_t.dtype)], dim=1)
     ctx = {k: v.to(x_t.device, x_t.dtype).expand(x_t.shape[0], *v.shape[1:]) for k, v in bb.context.items()}
     return (bb.runner or bb.model)(x_t, timestep=model_timestep(bb.objective, t), **ctx, return_dict=False)[0]
+
+
+def sr_target(bb: Backbone, hr: Tensor, lr: Tensor) -> Tensor:
+    """What the backbone diffuses for HR and bicubic-up LR in [-1, 1]: the HR, or the scaled residual."""
+    return (hr - lr) * bb.residual_scale if bb.residual else hr
+
+
+def sr_image(bb: Backbone, x0: Tensor, lr: Tensor) -> Tensor:
+    """The inverse of `sr_target`: a clean estimate -> the SR image in [-1, 1]."""
+    return x0 / bb.residual_scale + lr if bb.residual else x0
 
 
 def to_model_space(bb: Backbone, images: Tensor) -> Tensor:

@@ -76,6 +76,7 @@ class TrainConfig:
     scale: int = 4  # SR factor
     degradation: str = "tiny"  # preset in data/degradations/
     target: str = "residual"  # residual: diffuse HR - bicubic(LR) (SRDiff-style) | image: diffuse HR itself
+    residual_scale: float = 1.0  # residual target only: x0 = scale * (HR - bicubic(LR)) (SRDiff-style normalisation)
     loss_space: str = "x0"  # x0: clean-signal MSE (released code's preconditioning) | native: plain v / eps MSE
     batch_size: int = 16
     prior_steps: int = 400  # stage 1: unconditional denoiser

@@ -24,10 +24,13 @@ class Objective:
     beta_end: float = 0.02
     schedule: str = "linear"  # linear | scaled_linear (SD2)
     time_sampling: str = "logit_normal"  # flow only: logit_normal (SD3) | uniform (covers sigma near 1)
+    prediction: str = "native"  # native: v (flow) / epsilon (ddpm) | sample: the network predicts x0 itself
 
     def __post_init__(self) -> None:
         if self.kind not in ("flow", "ddpm"):
             raise ValueError(f"Objective.kind must be 'flow' or 'ddpm', got {self.kind!r}")
+        if self.prediction not in ("native", "sample"):
+            raise ValueError(f"Objective.prediction must be 'native' or 'sample', got {self.prediction!r}")
 
 
 def alphas_cumprod(obj: Objective, device=None) -> Tensor:
@@ -70,12 +73,16 @@ def add_noise(obj: Objective, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
 
 
 def target(obj: Objective, x0: Tensor, noise: Tensor) -> Tensor:
-    """What the network predicts: v = noise - x0 (flow) or the noise (ddpm)."""
+    """What the network predicts: x0 itself (sample), else v = noise - x0 (flow) or the noise (ddpm)."""
+    if obj.prediction == "sample":
+        return x0
     return noise - x0 if obj.kind == "flow" else noise
 
 
 def to_x0(obj: Objective, pred: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
     """Clean-signal estimate from a prediction; pred may carry leading layer axes [..., B, C, H, W]."""
+    if obj.prediction == "sample":
+        return pred
     a, s = _coeffs(obj, t, x_t)
     if obj.kind == "flow":
         return x_t - s * pred
@@ -89,7 +96,7 @@ def loss_weight(obj: Objective, t: Tensor, space: str = "x0", max_weight: float 
     sigma^2 ||v_hat - v||^2 (the released FRAMER-D code's "preconditioned outputs") and for DDPM is
     ||eps_hat - eps||^2 / SNR, capped at `max_weight` (min-SNR style) so near-pure-noise steps stay finite.
     """
-    if space == "native":
+    if space == "native" or obj.prediction == "sample":
         return torch.ones_like(t, dtype=torch.float)
     if space != "x0":
         raise ValueError(f"loss space must be 'x0' or 'native', got {space!r}")
@@ -127,9 +134,7 @@ def _step(obj: Objective, pred: Tensor, x: Tensor, t: Tensor, t_next: Tensor, cl
         x0 = x0.clamp(-clip, clip)
     if last:
         return x0
-    if obj.kind == "flow":
-        return x + _bcast((t_next - t) / T_MAX, x) * pred
     a, s = _coeffs(obj, t, x)
     eps = (x - a * x0) / s
     a_next, s_next = _coeffs(obj, t_next, x)
-    return a_next * x0 + s_next * eps
+    return a_next * x0 + s_next * eps  # flow: the Euler step x + (sigma_next - sigma) v, written via (x0, eps)

@@ -16,7 +16,7 @@ from PIL import Image
 from torch import Tensor
 
 from . import diffusion as D
-from .backbones import Backbone, predict
+from .backbones import Backbone, predict, sr_image
 from .data import test_images
 from .degrade import bicubic_up, degrade, load_preset
 from .metrics import evaluate_images
@@ -64,8 +64,8 @@ def super_resolve(bb: Backbone, lr_up: Tensor, steps: int, seed: int, tile: int,
         cond = lr_up[i:i + batch] * 2 - 1
         g = torch.Generator().manual_seed(seed * 100_003 + i)
         x = D.sample(bb.objective, lambda x, t, c=cond: fn(x, t, c), (cond.shape[0], bb.out_channels, *cond.shape[-2:]),
-                     steps, g, clip=2.0 if bb.residual else 1.0)
-        outs.append((((x + cond) if bb.residual else x) + 1).div(2).clamp(0, 1))
+                     steps, g, clip=2.0 * bb.residual_scale if bb.residual else 1.0)
+        outs.append((sr_image(bb, x, cond) + 1).div(2).clamp(0, 1))
     return torch.cat(outs)
 
 

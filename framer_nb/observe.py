@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from . import diffusion as D
-from .backbones import Backbone, predict
+from .backbones import Backbone, predict, sr_target
 from .config import Profile
 from .data import test_images
 from .degrade import bicubic_up, degrade, load_preset
@@ -136,10 +136,10 @@ def observation_images(p: Profile, size: int | None = None, seed: int = 77) -> d
 
 
 def model_inputs(bb: Backbone, images: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
-    """Images in [0, 1] -> model-space x0 (HR, or HR - bicubic LR for residual models) and LR condition
-    (None for an unconditional prior)."""
-    x0, lr = images["hr"] * 2 - 1, images["lr_up"] * 2 - 1
-    return (x0 - lr if bb.residual else x0), (lr if bb.lr_channels else None)
+    """Images in [0, 1] -> model-space x0 (see `backbones.sr_target`) and LR condition (None for an
+    unconditional prior)."""
+    hr, lr = images["hr"] * 2 - 1, images["lr_up"] * 2 - 1
+    return sr_target(bb, hr, lr), (lr if bb.lr_channels else None)
 
 
 def lens_for(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None) -> tuple[UNetHeads | None, str]:

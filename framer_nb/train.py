@@ -31,7 +31,7 @@ from .taps import UNetHeads, unet_block_channels
 
 BASELINE = FramerConfig(objective="none")
 PRIOR_FIELDS = ("backbone", "image_size", "batch_size", "prior_steps", "prior_lr", "weight_decay", "grad_clip",
-                "photo_share", "target", "degradation", "scale", "loss_space")
+                "photo_share", "target", "residual_scale", "degradation", "scale", "loss_space")
 DIAG_NAMES = ("sim_lf", "sim_hf", "faw_lf", "faw_hf", "fam_lf", "fam_hf")
 
 
@@ -138,13 +138,15 @@ class CsvLog:
 def prior_dir(cfg: TrainConfig, runs: Path) -> Path:
     """Where the prior of this backbone and pretraining config is cached."""
     fields = {k: getattr(cfg, k) for k in PRIOR_FIELDS}
+    fields["objective"] = dataclasses.asdict(B.spec(cfg.backbone).objective)
     key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     return Path(runs) / "prior" / f"{cfg.backbone}-{key}"
 
 
 def sr_dir(cfg: TrainConfig, variant_name: str, runs: Path) -> Path:
-    """Where one SR run (backbone, variant, seed, config) lives."""
-    return Path(runs) / cfg.backbone / variant_name / f"seed{cfg.seed}-{config_hash(cfg, variant(variant_name))}"
+    """Where one SR run (backbone, variant, seed, config, the backbone's objective) lives."""
+    key = config_hash(cfg, variant(variant_name), B.spec(cfg.backbone).objective)
+    return Path(runs) / cfg.backbone / variant_name / f"seed{cfg.seed}-{key}"
 
 
 def is_done(run: Path) -> bool:
@@ -173,11 +175,13 @@ def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = Tr
 def sr_pair(hr: torch.Tensor, preset, cfg: TrainConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """HR crops in [0, 1] -> (x0 to diffuse, LR condition), both in [-1, 1] model space.
 
-    x0 is the HR image, or for target='residual' the HR minus the bicubic-upsampled LR.
+    x0 is the HR image, or for target='residual' the HR minus the bicubic-upsampled LR, times
+    `residual_scale` (the residual of a photo has a standard deviation near 0.2 in [-1, 1] units: scaled
+    up, it is not drowned in the unit-variance noise at every step the sampler takes).
     """
     lr = bicubic_up(degrade(hr, preset, g), cfg.scale) * 2 - 1
     x0 = hr * 2 - 1
-    return (x0 - lr if cfg.target == "residual" else x0), lr
+    return ((x0 - lr) * cfg.residual_scale if cfg.target == "residual" else x0), lr
 
 
 def load_trained(run: str | Path, backbone: str) -> tuple[B.Backbone, UNetHeads | None]:
@@ -185,7 +189,9 @@ def load_trained(run: str | Path, backbone: str) -> tuple[B.Backbone, UNetHeads 
     run = Path(run)
     bb = B.load(backbone, str(run / "model"), with_vae=False)
     done = json.loads((run / "done.json").read_text()) if (run / "done.json").exists() else {}
-    bb.residual = done.get("config", {}).get("target") == "residual"
+    config = done.get("config", {})
+    if config.get("target") == "residual":
+        bb.residual_scale = float(config.get("residual_scale", 1.0))
     heads = None
     if (run / "heads.safetensors").exists():
         heads = UNetHeads(unet_block_channels(bb.model), bb.out_channels)

@@ -3,10 +3,12 @@ import torch
 
 from framer_nb import diffusion as D
 
+KINDS = [("flow", "native"), ("ddpm", "native"), ("flow", "sample"), ("ddpm", "sample")]
 
-@pytest.mark.parametrize("kind", ["flow", "ddpm"])
-def test_x0_from_exact_prediction(kind):
-    obj = D.Objective(kind)
+
+@pytest.mark.parametrize("kind,prediction", KINDS)
+def test_x0_from_exact_prediction(kind, prediction):
+    obj = D.Objective(kind, prediction=prediction)
     g = torch.Generator().manual_seed(0)
     x0, noise = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 3, 8, 8, generator=g)
     t = torch.tensor([5.0, 300.0, 700.0, 990.0])
@@ -16,9 +18,9 @@ def test_x0_from_exact_prediction(kind):
     assert stacked.shape == (2, 4, 3, 8, 8)
 
 
-@pytest.mark.parametrize("kind", ["flow", "ddpm"])
-def test_sampler_with_oracle_denoiser_returns_the_data(kind):
-    obj = D.Objective(kind)
+@pytest.mark.parametrize("kind,prediction", KINDS)
+def test_sampler_with_oracle_denoiser_returns_the_data(kind, prediction):
+    obj = D.Objective(kind, prediction=prediction)
     x0 = torch.rand(2, 3, 8, 8) * 1.6 - 0.8
 
     def oracle(x_t, t):  # the exact prediction for a data set of one point
@@ -48,3 +50,13 @@ def test_time_sampling_ranges():
     assert 0 < tf.min() and tf.max() < 1000 and (td == td.round()).all() and td.max() <= 999
     with pytest.raises(ValueError, match="kind"):
         D.Objective("edm")
+
+
+def test_sample_prediction_is_scored_in_x0_space_and_validated():
+    obj = D.Objective("flow", prediction="sample")
+    x0, noise = torch.ones(2, 1, 2, 2), torch.zeros(2, 1, 2, 2)
+    assert torch.equal(D.target(obj, x0, noise), x0)
+    assert torch.equal(D.loss_weight(obj, torch.tensor([10.0, 900.0])), torch.ones(2))
+    assert torch.allclose(D.loss_weight(D.Objective("flow"), torch.tensor([500.0])), torch.tensor([0.25]))
+    with pytest.raises(ValueError, match="prediction"):
+        D.Objective("flow", prediction="v")

@@ -78,3 +78,23 @@ def test_cli_evaluate_refuses_untrained(tmp_path, capsys):
     rc = main(["evaluate", "--profile", "smoke", "--runs", str(tmp_path), "--results", str(tmp_path / "r"),
                "--variant", "framer"])
     assert rc == 2 and "not trained yet" in capsys.readouterr().err
+
+
+def test_residual_scale_round_trip_and_cache_keys(monkeypatch):
+    from framer_nb import backbones as B
+    cfg = TrainConfig(image_size=16, residual_scale=4.0)
+    hr = torch.rand(2, 3, 16, 16)
+    x0, lr = T.sr_pair(hr, T.load_preset("tiny"), cfg, torch.Generator().manual_seed(0))
+    assert torch.allclose(x0, (hr * 2 - 1 - lr) * 4.0)
+    bb = B.build("tiny-dit")
+    bb.residual_scale = 4.0
+    assert torch.allclose(B.sr_image(bb, x0, lr), hr * 2 - 1, atol=1e-6)
+    assert torch.equal(B.sr_target(bb, hr * 2 - 1, lr), x0)
+    # a run folder's key covers the training config and the backbone's objective
+    before = (T.prior_dir(cfg, "runs"), T.sr_dir(cfg, "framer", "runs"))
+    assert T.sr_dir(TrainConfig(image_size=16, residual_scale=2.0), "framer", "runs") != before[1]
+    spec = B.REGISTRY["tiny-dit"]
+    monkeypatch.setitem(B.REGISTRY, "tiny-dit", B.BackboneSpec(spec.name, spec.kind, spec.config,
+                                                               B.Objective("flow", prediction="sample")))
+    after = (T.prior_dir(cfg, "runs"), T.sr_dir(cfg, "framer", "runs"))
+    assert after[0] != before[0] and after[1] != before[1]

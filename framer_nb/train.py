@@ -41,6 +41,11 @@ def step_generator(*parts) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
+def data_generator(seed: int, step: int, stage: str, rank: int = 0) -> torch.Generator:
+    """The generator of one process's batch: each process draws its own; process 0 draws a single run's."""
+    return step_generator(seed, step, stage, *((rank,) if rank else ()))
+
+
 # ---------------------------------------------------------------- data
 
 @dataclass
@@ -162,8 +167,8 @@ def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = Tr
     src = data_source(dataclasses.replace(cfg, seed=0))
     preset = load_preset(cfg.degradation)
 
-    def batch(step: int):
-        g = step_generator(0, step, "prior-data")
+    def batch(step: int, rank: int):
+        g = data_generator(0, step, "prior-data", rank)
         x0, _ = sr_pair(src.batch(cfg.batch_size, cfg.image_size, g), preset, cfg, g)
         return x0, None
 
@@ -214,8 +219,8 @@ def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", res
     src = data_source(cfg, hr_images)
     preset = load_preset(cfg.degradation)
 
-    def batch(step: int):
-        g = step_generator(cfg.seed, step, "sr-data")
+    def batch(step: int, rank: int):
+        g = data_generator(cfg.seed, step, "sr-data", rank)
         return sr_pair(src.batch(cfg.batch_size, cfg.image_size, g), preset, cfg, g)
 
     _fit(bb, heads, cfg, cfg.sr_steps, cfg.lr, fcfg, batch, run, seed=cfg.seed, resume=resume,
@@ -242,13 +247,13 @@ def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: F
     heads = acc.prepare(heads) if heads is not None else None
     bb.runner = runner
     log = CsvLog(run / "log.csv", num_students(bb), start)
-    meta = {"config": dataclasses.asdict(cfg), "seed": seed, **(extra or {})}
+    meta = {"config": dataclasses.asdict(cfg), "seed": seed, "num_processes": acc.num_processes, **(extra or {})}
     t_start, end = time.time(), steps if stop_after is None else min(steps, stop_after)
     bar = tqdm(range(start, end), desc=desc, disable=not progress or not acc.is_local_main_process,
                initial=start, total=steps)
     for step in bar:
         t0 = time.time()
-        x0, lr_img = batch_fn(step)
+        x0, lr_img = batch_fn(step, acc.process_index)
         x0 = x0.to(acc.device)
         lr_img = lr_img.to(acc.device) if lr_img is not None else None
         t_data = time.time() - t0
@@ -272,6 +277,7 @@ def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: F
     bb.runner = None
     if end == steps and acc.is_main_process:
         _finish(bb, heads and acc.unwrap_model(heads), run, meta, time.time() - t_start, start)
+    acc.wait_for_everyone()  # other processes read what the main one saved (the prior, before stage 2)
 
 
 def _row(step: int, out, sched, step_s: float, data_s: float, diag: bool) -> dict:

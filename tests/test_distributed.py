@@ -33,3 +33,34 @@ def test_gathered_negatives_match_one_big_batch(tmp_path):
     assert abs(sum(r["loss"] for r in ranks) / 2 - full.distill.item()) < 1e-5 * abs(full.distill.item())
     grad = torch.cat([torch.tensor(r["grad"]) for r in ranks], dim=1) / 2
     assert torch.allclose(grad, students.grad, rtol=1e-4, atol=1e-8)
+
+
+def test_each_process_draws_its_own_batches():
+    from framer_nb.train import data_generator, step_generator
+    draw = [torch.rand(4, generator=data_generator(0, 7, "sr-data", r)) for r in (0, 1)]
+    assert torch.equal(draw[0], torch.rand(4, generator=step_generator(0, 7, "sr-data")))  # = single process
+    assert not torch.equal(draw[0], draw[1])
+
+
+def test_two_process_training_end_to_end(tmp_path):
+    # `accelerate launch --multi_gpu` sets the same environment torchrun does; on CPU accelerate uses gloo
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["train", "--profile", "smoke", "--backbone", "tiny-dit", "--variant", "framer", "--seed", "0"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "framer_nb"]
+    proc = subprocess.run(launch + args + ["--runs", str(tmp_path / "two")], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run([sys.executable, "-m", "framer_nb"] + args + ["--runs", str(tmp_path / "one")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    from safetensors.torch import load_file
+    runs = {n: next((tmp_path / n / "tiny-dit" / "framer").iterdir()) for n in ("one", "two")}
+    done = {n: json.loads((r / "done.json").read_text()) for n, r in runs.items()}
+    assert done["two"]["num_processes"] == 2 and done["one"]["num_processes"] == 1
+    assert json.loads((tmp_path / "two" / "prior" / next(iter(os.listdir(tmp_path / "two" / "prior"))) /
+                       "done.json").read_text())["num_processes"] == 2
+    w = {n: load_file(str(r / "model" / "diffusion_pytorch_model.safetensors")) for n, r in runs.items()}
+    assert all(torch.isfinite(v).all() for v in w["two"].values())
+    # process 1 draws its own batches, so two processes do not train what one does
+    assert any(not torch.equal(w["one"][k], w["two"][k]) for k in w["one"])

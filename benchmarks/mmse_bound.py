@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--backbones", nargs="+", default=["tiny-dit", "tiny-unet"])
     ap.add_argument("--steps", type=int, default=600, help="regression steps (the SR stage runs 200)")
     ap.add_argument("--every", type=int, default=100, help="test every N steps")
+    ap.add_argument("--out", default="benchmarks/results/mmse_bound.json", help="results JSON")
     args = ap.parse_args()
     torch.set_num_threads(2)
     p = profile("small")
@@ -75,9 +76,9 @@ def main() -> None:
     bicubic = round(psnr(test["lr_up"], test["hr"]).mean().item(), 2)
     print(f"bicubic {bicubic} dB")
     out = {name: regress(name, args.steps, args.every, test) for name in args.backbones}
-    res = provenance(benchmark="mmse_bound", profile="small", degradation=p.train.degradation, n_test=p.n_test,
-                     test_size=p.test_size, bicubic_psnr_db=bicubic, backbones=out)
-    path = Path("benchmarks/results/mmse_bound.json")
+    res = provenance(benchmark="mmse_bound", profile="small", steps=args.steps, degradation=p.train.degradation,
+                     n_test=p.n_test, test_size=p.test_size, bicubic_psnr_db=bicubic, backbones=out)
+    path = Path(args.out)
     path.write_text(json.dumps(res, indent=2))
     print(f"wrote {path}")
 

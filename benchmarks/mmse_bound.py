@@ -19,8 +19,9 @@ import torch
 from framer_nb import backbones as B
 from framer_nb.config import profile, with_overrides
 from framer_nb.degrade import load_preset
-from framer_nb.evaluate import make_test_set, tiled
+from framer_nb.evaluate import tiled
 from framer_nb.metrics import psnr
+from framer_nb.pipeline import test_set
 from framer_nb.provenance import provenance
 from framer_nb.train import data_source, sr_pair, step_generator
 
@@ -72,7 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     p = profile("small")
-    test = make_test_set(p.n_test, p.test_size, p.train.degradation, p.train.scale)
+    test = test_set(p)
     bicubic = round(psnr(test["lr_up"], test["hr"]).mean().item(), 2)
     print(f"bicubic {bicubic} dB")
     out = {name: regress(name, args.steps, args.every, test) for name in args.backbones}

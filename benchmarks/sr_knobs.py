@@ -17,8 +17,9 @@ import torch
 
 from framer_nb import backbones as B
 from framer_nb.config import profile, with_overrides
-from framer_nb.evaluate import make_test_set, super_resolve
+from framer_nb.evaluate import super_resolve
 from framer_nb.metrics import psnr
+from framer_nb.pipeline import test_set
 from framer_nb.provenance import provenance
 from framer_nb.train import load_trained, train_sr
 
@@ -58,7 +59,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     p = profile("small")
-    test = make_test_set(p.n_test, p.test_size, p.train.degradation, p.train.scale)
+    test = test_set(p)
     bicubic = round(psnr(test["lr_up"], test["hr"]).mean().item(), 2)
     results = {}
     for name in args.only:

@@ -189,6 +189,22 @@ def sr_pair(hr: torch.Tensor, preset, cfg: TrainConfig, g: torch.Generator) -> t
     return ((x0 - lr) * cfg.residual_scale if cfg.target == "residual" else x0), lr
 
 
+@torch.no_grad()
+def heldout_objective(bb: B.Backbone, cfg: TrainConfig, batches: int = 8, batch_size: int = 32) -> float:
+    """The diffusion objective (no FRAMER term) on fixed batches no training run draws: data, noise and t
+    are seeded, so two models (e.g. an SR run and its prior) are scored on exactly the same inputs."""
+    src, preset = data_source(dataclasses.replace(cfg, seed=0)), load_preset(cfg.degradation)
+    bb.model.eval()
+    total = 0.0
+    for i in range(batches):
+        g = step_generator("heldout", i)
+        x0, lr = sr_pair(src.batch(batch_size, cfg.image_size, g), preset, cfg, g)
+        out = training_loss(bb, x0, lr if bb.lr_channels else None, BASELINE, generator=step_generator("heldout-noise", i),
+                            loss_space=cfg.loss_space)
+        total += out.objective.item() / batches
+    return total
+
+
 def load_trained(run: str | Path, backbone: str) -> tuple[B.Backbone, UNetHeads | None]:
     """A trained backbone (and U-Net heads, if any) from a run folder."""
     run = Path(run)

@@ -12,14 +12,17 @@ from framer_nb.step import training_loss
 
 
 @pytest.mark.slow
-def test_small_profile_run_learns(tmp_path):
+def test_small_profile_runs_learn(tmp_path):
+    # the prior learns to denoise; SR fine-tuning (baseline) lowers the objective on held-out batches
+    # below its prior's (fed zero LR channels). The margin is small (about 1%): see README, Results.
     cfg = with_overrides(profile("small").train, backbone="tiny-dit")
-    run = T.train_sr(cfg, "framer", tmp_path, progress=False)
-    log = pd.read_csv(run / "log.csv")
-    first, last = log["objective"].head(5).mean(), log["objective"].tail(5).mean()
-    assert last < first, (first, last)
-    prior = pd.read_csv(T.prior_dir(cfg, tmp_path) / "log.csv")
-    assert prior["objective"].tail(5).mean() < 0.7 * prior["objective"].head(5).mean()
+    run = T.train_sr(cfg, "baseline", tmp_path, progress=False)
+    prior_log = pd.read_csv(T.prior_dir(cfg, tmp_path) / "log.csv")
+    assert prior_log["objective"].tail(5).mean() < 0.7 * prior_log["objective"].head(5).mean()
+    sr, _ = T.load_trained(run, cfg.backbone)
+    prior, _ = T.load_trained(T.prior_dir(cfg, tmp_path), cfg.backbone)
+    B.grow_input_channels(prior, 3)
+    assert T.heldout_objective(sr, cfg) < T.heldout_objective(prior, cfg)
 
 
 @pytest.mark.gpu

@@ -98,3 +98,15 @@ def test_residual_scale_round_trip_and_cache_keys(monkeypatch):
                                                                B.Objective("flow", prediction="sample")))
     after = (T.prior_dir(cfg, "runs"), T.sr_dir(cfg, "framer", "runs"))
     assert after[0] != before[0] and after[1] != before[1]
+
+
+def test_heldout_objective_is_fixed_across_calls_and_models():
+    from framer_nb import backbones as B
+    cfg = TrainConfig(image_size=16)
+    bb = B.build("tiny-dit")
+    B.grow_input_channels(bb, 3)
+    a = T.heldout_objective(bb, cfg, batches=2, batch_size=4)
+    assert a == T.heldout_objective(bb, cfg, batches=2, batch_size=4) and a > 0
+    with torch.no_grad():
+        bb.model.proj_out.weight.mul_(0.5)
+    assert T.heldout_objective(bb, cfg, batches=2, batch_size=4) != a

@@ -163,14 +163,14 @@ def predict(bb: Backbone, x_t: Tensor, t: Tensor, lr: Tensor | None = None) -> T
     return (bb.runner or bb.model)(x_t, timestep=model_timestep(bb.objective, t), **ctx, return_dict=False)[0]
 
 
-def sr_target(bb: Backbone, hr: Tensor, lr: Tensor) -> Tensor:
-    """What the backbone diffuses for HR and bicubic-up LR in [-1, 1]: the HR, or the scaled residual."""
-    return (hr - lr) * bb.residual_scale if bb.residual else hr
+def sr_target(hr: Tensor, lr: Tensor, residual_scale: float) -> Tensor:
+    """What is diffused for HR and bicubic-up LR in [-1, 1]: the HR (scale 0), or scale * (HR - LR)."""
+    return (hr - lr) * residual_scale if residual_scale else hr
 
 
-def sr_image(bb: Backbone, x0: Tensor, lr: Tensor) -> Tensor:
+def sr_image(x0: Tensor, lr: Tensor, residual_scale: float) -> Tensor:
     """The inverse of `sr_target`: a clean estimate -> the SR image in [-1, 1]."""
-    return x0 / bb.residual_scale + lr if bb.residual else x0
+    return x0 / residual_scale + lr if residual_scale else x0
 
 
 def to_model_space(bb: Backbone, images: Tensor) -> Tensor:

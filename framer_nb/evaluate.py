@@ -65,7 +65,7 @@ def super_resolve(bb: Backbone, lr_up: Tensor, steps: int, seed: int, tile: int,
         g = torch.Generator().manual_seed(seed * 100_003 + i)
         x = D.sample(bb.objective, lambda x, t, c=cond: fn(x, t, c), (cond.shape[0], bb.out_channels, *cond.shape[-2:]),
                      steps, g, clip=2.0 * bb.residual_scale if bb.residual else 1.0)
-        outs.append((sr_image(bb, x, cond) + 1).div(2).clamp(0, 1))
+        outs.append((sr_image(x, cond, bb.residual_scale) + 1).div(2).clamp(0, 1))
     return torch.cat(outs)
 
 

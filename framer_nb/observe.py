@@ -139,7 +139,7 @@ def model_inputs(bb: Backbone, images: dict[str, Tensor]) -> tuple[Tensor, Tenso
     """Images in [0, 1] -> model-space x0 (see `backbones.sr_target`) and LR condition (None for an
     unconditional prior)."""
     hr, lr = images["hr"] * 2 - 1, images["lr_up"] * 2 - 1
-    return sr_target(bb, hr, lr), (lr if bb.lr_channels else None)
+    return sr_target(hr, lr, bb.residual_scale), (lr if bb.lr_channels else None)
 
 
 def lens_for(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None) -> tuple[UNetHeads | None, str]:

@@ -185,8 +185,7 @@ def sr_pair(hr: torch.Tensor, preset, cfg: TrainConfig, g: torch.Generator) -> t
     up, it is not drowned in the unit-variance noise at every step the sampler takes).
     """
     lr = bicubic_up(degrade(hr, preset, g), cfg.scale) * 2 - 1
-    x0 = hr * 2 - 1
-    return ((x0 - lr) * cfg.residual_scale if cfg.target == "residual" else x0), lr
+    return B.sr_target(hr * 2 - 1, lr, cfg.residual_scale if cfg.target == "residual" else 0.0), lr
 
 
 @torch.no_grad()

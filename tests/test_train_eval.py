@@ -88,8 +88,8 @@ def test_residual_scale_round_trip_and_cache_keys(monkeypatch):
     assert torch.allclose(x0, (hr * 2 - 1 - lr) * 4.0)
     bb = B.build("tiny-dit")
     bb.residual_scale = 4.0
-    assert torch.allclose(B.sr_image(bb, x0, lr), hr * 2 - 1, atol=1e-6)
-    assert torch.equal(B.sr_target(bb, hr * 2 - 1, lr), x0)
+    assert torch.allclose(B.sr_image(x0, lr, bb.residual_scale), hr * 2 - 1, atol=1e-6)
+    assert torch.equal(B.sr_target(hr * 2 - 1, lr, bb.residual_scale), x0)
     # a run folder's key covers the training config and the backbone's objective
     before = (T.prior_dir(cfg, "runs"), T.sr_dir(cfg, "framer", "runs"))
     assert T.sr_dir(TrainConfig(image_size=16, residual_scale=2.0), "framer", "runs") != before[1]

@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--prior-steps", type=int, default=None, help="prior pretraining steps (default: profile)")
     t.add_argument("--batch-size", type=int, default=None, help="batch size per process (default: profile)")
     t.add_argument("--lr", type=float, default=None, help="SR learning rate (default: profile)")
+    t.add_argument("--lr-schedule", default=None, choices=["constant", "cosine"],
+                   help="LR after the 20-step warm-up: constant, or cosine decay to 0 (default: profile)")
+    t.add_argument("--ema-decay", type=float, default=None,
+                   help="save an exponential moving average of the weights with this decay, e.g. 0.99 (default: profile)")
     t.add_argument("--degradation", default=None, help="preset name in data/degradations/ or a YAML path")
     t.add_argument("--hr-folder", default=None, help="train on your own HR images instead of the embedded default")
     t.add_argument("--mixed-precision", default=None, choices=["no", "fp16", "bf16"], help="accelerate precision")
@@ -71,7 +75,8 @@ def _train_configs(args):
     over = dict(backbone=backbone, sr_steps=getattr(args, "steps", None), prior_steps=getattr(args, "prior_steps", None),
                 batch_size=getattr(args, "batch_size", None), lr=getattr(args, "lr", None),
                 degradation=getattr(args, "degradation", None), mixed_precision=getattr(args, "mixed_precision", None),
-                grad_accum=getattr(args, "grad_accum", None),
+                grad_accum=getattr(args, "grad_accum", None), lr_schedule=getattr(args, "lr_schedule", None),
+                ema_decay=getattr(args, "ema_decay", None),
                 grad_checkpointing=True if getattr(args, "grad_checkpointing", False) else None)
     return p, [with_overrides(p.train, **over, seed=s) for s in seeds]
 

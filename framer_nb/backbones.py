@@ -45,8 +45,10 @@ class BackboneSpec:
 
 
 REGISTRY: dict[str, BackboneSpec] = {
-    "tiny-dit": BackboneSpec("tiny-dit", "dit", TINY_DIT, Objective("flow", time_sampling="uniform")),
-    "tiny-unet": BackboneSpec("tiny-unet", "unet", TINY_UNET, Objective("ddpm")),
+    # Tiny pixel-space models predict x0 (benchmarks/results/sr_knobs.json): asked for v or epsilon they must
+    # carry the unit-variance noise through the network, which a tiny model does poorly. Real backbones: native.
+    "tiny-dit": BackboneSpec("tiny-dit", "dit", TINY_DIT, Objective("flow", time_sampling="uniform", prediction="sample")),
+    "tiny-unet": BackboneSpec("tiny-unet", "unet", TINY_UNET, Objective("ddpm", prediction="sample")),
     "sd35-medium": BackboneSpec("sd35-medium", "dit", SD35_MEDIUM, Objective("flow"), "latent",
                                 "stabilityai/stable-diffusion-3.5-medium"),
     "sd2-base": BackboneSpec("sd2-base", "unet", SD2_BASE,

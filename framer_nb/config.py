@@ -83,6 +83,8 @@ class TrainConfig:
     sr_steps: int = 200  # stage 2: SR fine-tuning
     lr: float = 1e-3
     prior_lr: float = 1e-3
+    lr_schedule: str = "cosine"  # after the 20-step warm-up: constant | cosine (decays to 0 at the last step)
+    ema_decay: float = 0.99  # > 0: keep an exponential moving average of the weights and save it as the model
     weight_decay: float = 1e-2
     grad_clip: float = 1.0
     seed: int = 0
@@ -93,7 +95,14 @@ class TrainConfig:
     grad_accum: int = 1
     grad_checkpointing: bool = False
     sample_steps: int = 10  # sampler steps at evaluation
-    photo_share: float = 0.5  # share of each batch drawn from shipped photos (rest: dead leaves)
+    photo_share: float = 1.0  # SR stage: share of each batch drawn from shipped photos (rest: dead leaves)
+    prior_photo_share: float = 0.5  # prior stage: the same share
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"TrainConfig.ema_decay must lie in [0, 1), got {self.ema_decay}")
 
 
 @dataclass(frozen=True)
@@ -134,7 +143,8 @@ PROFILES: dict[str, Profile] = {
         name="paper",
         train=TrainConfig(backbone="sd35-medium", image_size=512, batch_size=32, prior_steps=0,
                           sr_steps=20000, lr=5e-5, mixed_precision="fp16", degradation="realesrgan_x4plus",
-                          grad_checkpointing=True, sample_steps=40, ckpt_every=10000, target="image"),
+                          grad_checkpointing=True, sample_steps=40, ckpt_every=10000, target="image",
+                          lr_schedule="constant", ema_decay=0.0),
         backbones=("sd35-medium", "sd2-base"), seeds=(0,), ablation_seeds=(0,), n_test=100, test_size=512,
     ),
 }

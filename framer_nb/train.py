@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,7 +32,8 @@ from .taps import UNetHeads, unet_block_channels
 
 BASELINE = FramerConfig(objective="none")
 PRIOR_FIELDS = ("backbone", "image_size", "batch_size", "prior_steps", "prior_lr", "weight_decay", "grad_clip",
-                "photo_share", "target", "residual_scale", "degradation", "scale", "loss_space")
+                "prior_photo_share", "target", "residual_scale", "degradation", "scale", "loss_space", "lr_schedule",
+                "ema_decay")
 DIAG_NAMES = ("sim_lf", "sim_hf", "faw_lf", "faw_hf", "fam_lf", "fam_hf")
 
 
@@ -79,9 +81,10 @@ def data_source(cfg: TrainConfig, hr_images: list | None = None, pool: int = 256
 
 # ---------------------------------------------------------------- checkpoints
 
-def save_checkpoint(path: Path, model, heads, opt, sched, step: int, extra: dict) -> None:
-    """Model, heads, optimizer and scheduler state, RNG and step in one safetensors file (atomic)."""
+def save_checkpoint(path: Path, model, heads, opt, sched, step: int, extra: dict, ema: dict | None = None) -> None:
+    """Model, heads, EMA weights, optimizer and scheduler state, RNG and step in one safetensors file (atomic)."""
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.contiguous() for k, v in (ema or {}).items()})
     if heads is not None:
         tensors.update({f"heads.{k}": v.detach().contiguous() for k, v in heads.state_dict().items()})
     osd = opt.state_dict()
@@ -95,8 +98,8 @@ def save_checkpoint(path: Path, model, heads, opt, sched, step: int, extra: dict
     tmp.replace(path)
 
 
-def load_checkpoint(path: Path, model, heads, opt, sched) -> int:
-    """Restore everything `save_checkpoint` wrote; returns the step to continue from."""
+def load_checkpoint(path: Path, model, heads, opt, sched, ema: dict | None = None) -> int:
+    """Restore everything `save_checkpoint` wrote (EMA weights into `ema`); returns the step to continue from."""
     from safetensors import safe_open
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["state"])
@@ -104,6 +107,8 @@ def load_checkpoint(path: Path, model, heads, opt, sched) -> int:
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if heads is not None:
         heads.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("heads.")})
+    if ema is not None:
+        ema.update({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
@@ -164,7 +169,7 @@ def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = Tr
     if is_done(run):
         return run
     bb = B.build(cfg.backbone, seed=0)
-    src = data_source(dataclasses.replace(cfg, seed=0))
+    src = data_source(dataclasses.replace(cfg, seed=0, photo_share=cfg.prior_photo_share))
     preset = load_preset(cfg.degradation)
 
     def batch(step: int, rank: int):
@@ -255,9 +260,10 @@ def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: F
         bb.model.enable_gradient_checkpointing()
     params = list(bb.model.parameters()) + (list(heads.parameters()) if heads is not None else [])
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg.lr_schedule, steps))
+    ema = {k: v.detach().clone() for k, v in bb.model.named_parameters()} if cfg.ema_decay else None
     ckpt = run / "checkpoint.safetensors"
-    start = load_checkpoint(ckpt, bb.model, heads, opt, sched) if (resume and ckpt.exists()) else 0
+    start = load_checkpoint(ckpt, bb.model, heads, opt, sched, ema) if (resume and ckpt.exists()) else 0
     runner, opt = acc.prepare(bb.model, opt)
     heads = acc.prepare(heads) if heads is not None else None
     bb.runner = runner
@@ -283,16 +289,42 @@ def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: F
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
+        if ema is not None and acc.sync_gradients:
+            update_ema(ema, acc.unwrap_model(runner), cfg.ema_decay, step)
         if acc.is_main_process and ((step + 1) % cfg.log_every == 0 or step + 1 == steps):
             log.write(_row(step + 1, out, sched, time.time() - t0, t_data, (step + 1) % cfg.diag_every == 0))
         bar.set_postfix(loss=f"{out.total.item():.4f}")
         if acc.is_main_process and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == end):
             save_checkpoint(ckpt, acc.unwrap_model(runner), heads and acc.unwrap_model(heads), opt, sched, step + 1,
-                            meta)
+                            meta, ema)
     bb.runner = None
+    if end == steps and ema is not None:
+        with torch.no_grad():
+            for k, p in bb.model.named_parameters():
+                p.copy_(ema[k])
     if end == steps and acc.is_main_process:
         _finish(bb, heads and acc.unwrap_model(heads), run, meta, time.time() - t_start, start)
     acc.wait_for_everyone()  # other processes read what the main one saved (the prior, before stage 2)
+
+
+def lr_factor(schedule: str, steps: int, warmup: int = 20):
+    """The LR multiplier per step: linear warm-up, then constant or a cosine decay to 0 at `steps`."""
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
+
+    def factor(s: int) -> float:
+        if s < warmup or schedule == "constant":
+            return min(1.0, (s + 1) / warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (s - warmup) / max(1, steps - warmup))))
+    return factor
+
+
+@torch.no_grad()
+def update_ema(ema: dict, model, decay: float, step: int) -> None:
+    """One EMA update, with the usual warm-up: the effective decay is min(decay, (1 + step) / (10 + step))."""
+    d = min(decay, (1 + step) / (10 + step))
+    for k, p in model.named_parameters():
+        ema[k].lerp_(p.detach(), 1.0 - d)
 
 
 def _row(step: int, out, sched, step_s: float, data_s: float, diag: bool) -> dict:

@@ -110,3 +110,25 @@ def test_heldout_objective_is_fixed_across_calls_and_models():
     with torch.no_grad():
         bb.model.proj_out.weight.mul_(0.5)
     assert T.heldout_objective(bb, cfg, batches=2, batch_size=4) != a
+
+
+def test_ema_and_cosine_schedule_resume_exactly_and_ema_is_saved(tmp_path):
+    cfg = TrainConfig(backbone="tiny-dit", ema_decay=0.9, lr_schedule="cosine", **TINY)
+    full = T.train_sr(cfg, "framer", tmp_path / "a", progress=False)
+    T.train_sr(cfg, "framer", tmp_path / "b", progress=False, stop_after=2)
+    resumed = T.train_sr(cfg, "framer", tmp_path / "b", progress=False)
+    a, b = load_file(str(full / "checkpoint.safetensors")), load_file(str(resumed / "checkpoint.safetensors"))
+    assert any(k.startswith("ema.") for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    bb, _ = T.load_trained(full, "tiny-dit")
+    saved = dict(bb.model.named_parameters())
+    assert all(torch.equal(saved[k[4:]], v) for k, v in a.items() if k.startswith("ema."))  # the EMA is the model
+    assert not all(torch.equal(a[f"model.{k[4:]}"], v) for k, v in a.items() if k.startswith("ema."))
+
+
+def test_lr_factor_warms_up_then_holds_or_decays_to_zero():
+    const, cos = T.lr_factor("constant", 100), T.lr_factor("cosine", 100)
+    assert const(0) == cos(0) == 1 / 20 and const(19) == cos(19) == 1.0
+    assert const(99) == 1.0 and cos(99) < 1e-3 and cos(60) < cos(40) < 1.0
+    with pytest.raises(ValueError, match="lr_schedule"):
+        T.lr_factor("linear", 100)

@@ -15,6 +15,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
                         "fig5_cross_sample.png", "observe_band_density.csv", "observe_layer_similarity.csv"),
     "02_train_variants": ("training_runs.csv",),
     "03_evaluate_tables": ("table1_main.csv", "table1_main.md", "table1_main.tex", "table1_paper.md",
+                           "table1_one_step.md",
                            "table2_objective.md", "table_mask.md", "results_per_image.csv"),
     "04_figures": ("fig6_training_cost.png", "fig7_layer_similarity_trained.png", "fig8_stability.png",
                    "fig9_faw_fam.png", "fig_qualitative.png"),

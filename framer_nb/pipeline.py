@@ -49,37 +49,42 @@ def test_set(p: Profile) -> dict:
     return E.make_test_set(p.n_test, p.test_size, p.train.degradation, p.train.scale)
 
 
-def eval_dir(results: str | Path, s: RunSpec) -> Path:
-    return Path(results) / "eval" / s.backbone / s.variant / f"seed{s.seed}"
+def eval_dir(results: str | Path, s: RunSpec, name: str = "eval") -> Path:
+    return Path(results) / name / s.backbone / s.variant / f"seed{s.seed}"
 
 
 def evaluate_all(p: Profile, runs: str | Path, results: str | Path, protocol: str = "framer",
-                 progress: bool = True) -> pd.DataFrame:
-    """Evaluate every finished run (skipping those already scored) plus bicubic; all per-image rows."""
+                 progress: bool = True, steps: int | None = None, name: str = "eval",
+                 variants: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Evaluate every finished run (skipping those already scored) plus bicubic; all per-image rows.
+
+    `steps` sampler steps (default: the profile's) into results/<name>; `variants` restricts the runs. With
+    steps=1 the output is the model's one-step estimate of E[x0 | LR], its PSNR-optimal answer.
+    """
     from tqdm.auto import tqdm
     test = test_set(p)
-    bicubic = Path(results) / "eval" / "bicubic"
+    steps = steps or p.train.sample_steps
+    bicubic = Path(results) / name / "bicubic"
     if not (bicubic / "per_image.csv").exists():
         E.evaluate_bicubic(test, bicubic, protocol)
-    for s in tqdm(run_specs(p), desc="evaluate", disable=not progress):
-        out = eval_dir(results, s)
+    specs = [s for s in run_specs(p) if variants is None or s.variant in variants]
+    for s in tqdm(specs, desc=f"evaluate ({steps} steps)", disable=not progress):
+        out = eval_dir(results, s, name)
         if (out / "summary.json").exists():
             continue
         bb, _ = T.load_trained(T.sr_dir(s.train, s.variant, runs), s.backbone)
-        E.evaluate_run(bb, test, out, s.label, p.train.sample_steps, seed=s.seed, tile=p.train.image_size,
-                       protocol=protocol)
-    return collect(results)
+        E.evaluate_run(bb, test, out, s.label, steps, seed=s.seed, tile=p.train.image_size, protocol=protocol)
+    return collect(results, name)
 
 
-def collect(results: str | Path) -> pd.DataFrame:
-    """Every per-image row under results/eval (bicubic rows get backbone 'bicubic')."""
+def collect(results: str | Path, name: str = "eval") -> pd.DataFrame:
+    """Every per-image row under results/<name> (bicubic rows get backbone 'bicubic')."""
     frames = []
-    for f in sorted(Path(results).glob("eval/**/per_image.csv")):
+    for f in sorted(Path(results).glob(f"{name}/**/per_image.csv")):
         df = pd.read_csv(f)
         if "method" in df.columns:
             df = df.drop(columns="method").assign(backbone="bicubic", variant="bicubic", seed=0)
         frames.append(df)
     if not frames:
-        raise FileNotFoundError(f"{results}: no evaluation results (run evaluate_all first)")
+        raise FileNotFoundError(f"{Path(results) / name}: no evaluation results (run evaluate_all first)")
     return pd.concat(frames, ignore_index=True)
-

@@ -1,7 +1,7 @@
 """How much SR fine-tuning moves the diffusion objective: each trained run vs its prior, on held-out batches.
 
-Needs the runs of `make reproduce` (or `python -m framer_nb train ...`). The prior is scored with its
-zero-initialised LR channels, i.e. as the SR stage starts.
+Needs the runs of `make reproduce` (or `python -m framer_nb train ...`) for the current config of
+--profile. The prior is scored with its zero-initialised LR channels, i.e. as the SR stage starts.
 
 python benchmarks/heldout_objective.py [--runs build/runs]  ->  benchmarks/results/heldout_objective.json
 """
@@ -13,15 +13,15 @@ from pathlib import Path
 import torch
 
 from framer_nb import backbones as B
-from framer_nb.config import TrainConfig
+from framer_nb.config import TrainConfig, profile
+from framer_nb.pipeline import run_specs
 from framer_nb.provenance import provenance
-from framer_nb.train import heldout_objective, load_trained
+from framer_nb.train import heldout_objective, load_trained, sr_dir
 
 
-def score(run: Path) -> dict:
+def score(run: Path, cfg: TrainConfig) -> dict:
     """Held-out objective of one SR run and of the prior it started from."""
     done = json.loads((run / "done.json").read_text())
-    cfg = TrainConfig(**done["config"])
     sr, _ = load_trained(run, cfg.backbone)
     prior, _ = load_trained(done["prior"], cfg.backbone)
     B.grow_input_channels(prior, sr.lr_channels)
@@ -33,15 +33,16 @@ def score(run: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default="build/runs")
+    ap.add_argument("--profile", default="small", help="whose runs: the current config's, not older ones")
     ap.add_argument("--variants", nargs="+", default=["baseline", "framer"])
     args = ap.parse_args()
     torch.set_num_threads(2)
     out = {}
-    for run in sorted(Path(args.runs).glob("*/*/seed*")):
-        backbone, variant = run.parts[-3], run.parts[-2]
-        if variant in args.variants and (run / "done.json").exists():
-            out.setdefault(f"{backbone}/{variant}", []).append(score(run))
-            print(backbone, variant, out[f"{backbone}/{variant}"][-1], flush=True)
+    for s in run_specs(profile(args.profile)):
+        run = sr_dir(s.train, s.variant, Path(args.runs))
+        if s.variant in args.variants and (run / "done.json").exists():
+            out.setdefault(f"{s.backbone}/{s.variant}", []).append(score(run, s.train))
+            print(s.backbone, s.variant, out[f"{s.backbone}/{s.variant}"][-1], flush=True)
     if not out:
         raise SystemExit(f"no finished runs under {args.runs}: run `make reproduce` first")
     res = provenance(benchmark="heldout_objective", runs=out)

@@ -47,6 +47,7 @@ SETTINGS = {
     "unet-sample-pred": ("tiny-unet", SAMPLE),
     "unet-sample-pred-ema-cosine-photos": ("tiny-unet", {**ADOPTED, "prior_photo_share": 1.0}),
     "unet-adopted": ("tiny-unet", ADOPTED),
+    "unet-adopted-2000": ("tiny-unet", {**ADOPTED, "sr_steps": 2000}),  # 10x the SR budget: past bicubic?
 }
 
 

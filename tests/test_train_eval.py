@@ -132,3 +132,22 @@ def test_lr_factor_warms_up_then_holds_or_decays_to_zero():
     assert const(99) == 1.0 and cos(99) < 1e-3 and cos(60) < cos(40) < 1.0
     with pytest.raises(ValueError, match="lr_schedule"):
         T.lr_factor("linear", 100)
+
+
+def test_scores_are_keyed_by_the_run_config_and_collected_per_run(tmp_path):
+    import dataclasses
+
+    from framer_nb import pipeline as P
+    from framer_nb.config import profile
+    a = P.run_specs(profile("smoke"))[0]
+    b = dataclasses.replace(a, train=dataclasses.replace(a.train, lr=a.train.lr * 2))  # same label, new config
+    assert P.eval_dir(tmp_path, a) != P.eval_dir(tmp_path, b)
+    assert P.find_spec(profile("smoke"), a.backbone, a.variant, a.seed) == a
+    for spec, value in ((a, 1.0), (b, 2.0)):
+        d = P.eval_dir(tmp_path, spec)
+        d.mkdir(parents=True)
+        pd.DataFrame({**{k: [v] for k, v in spec.label.items()}, "psnr": [value]}).to_csv(d / "per_image.csv")
+    assert P.collect(tmp_path, specs=[a])["psnr"].tolist() == [1.0]  # a stale run's scores are not taken
+    assert sorted(P.collect(tmp_path)["psnr"]) == [1.0, 2.0]
+    with pytest.raises(KeyError, match="no run"):
+        P.find_spec(profile("smoke"), "tiny-dit", "framer", 99)

@@ -10,16 +10,18 @@ import subprocess
 from pathlib import Path
 
 PACKAGES = ("torch", "torchvision", "diffusers", "accelerate", "pyiqa", "numpy", "framer_nb")
+OUTPUTS = ("figures", "benchmarks/results")  # generated files: writing them does not make the code dirty
 
 
 def git_commit(root: str | Path | None = None) -> str:
-    """Current commit (with '+dirty' if the tree has changes), or 'unknown' outside git."""
+    """Current commit (with '+dirty' if tracked files outside OUTPUTS have changes), or 'unknown' outside git."""
     root = root or Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude){o}" for o in OUTPUTS)], cwd=root, capture_output=True,
+                               text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

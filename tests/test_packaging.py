@@ -31,3 +31,25 @@ def test_torch_pair_is_pinned_together():
 def test_ci_calls_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_git_commit_is_dirty_for_code_changes_not_for_generated_outputs(tmp_path):
+    import subprocess
+
+    from framer_nb.provenance import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "figures" / "fig.csv").write_text("x\n1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    clean = git_commit(tmp_path)
+    assert len(clean) >= 7 and not clean.endswith("+dirty")
+    (tmp_path / "figures" / "fig.csv").write_text("x\n2\n")  # a regenerated figure
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert git_commit(tmp_path) == clean + "+dirty"

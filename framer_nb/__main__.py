@@ -97,6 +97,9 @@ def cmd_train(args) -> int:
         for v in _variants(args.variant):
             run = train_sr(cfg, v, args.runs, resume=not args.no_resume, stop_after=args.stop_after, hr_images=hr)
             print(f"{v} seed {cfg.seed}: {run}")
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()  # under accelerate launch / torchrun: leave no gloo/NCCL threads behind
     return 0
 
 

@@ -24,6 +24,8 @@ def worker() -> None:
               "world": acc.num_processes}
     with open(os.path.join(os.environ["FRAMER_DIST_OUT"], f"rank{acc.process_index}.json"), "w") as f:
         json.dump(result, f)
+    acc.wait_for_everyone()
+    torch.distributed.destroy_process_group()  # leaving with gloo still up can abort a process at exit
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from framer_nb.config import profile
 from framer_nb.degrade import load_preset
-from framer_nb.metrics import psnr
+from framer_nb.metrics import mean_psnr_db
 from framer_nb.pipeline import test_set
 from framer_nb.provenance import provenance
 from framer_nb.train import data_source, sr_pair, step_generator
@@ -47,8 +47,8 @@ def fit_and_score(degradation: str, photo_share: float, k: int, batches: int, te
     res = (patches(cond, k) @ W).float().reshape(cond.shape[0], *cond.shape[-2:], 3).permute(0, 3, 1, 2)
     sr = ((cond + res + 1) / 2).clamp(0, 1)
     return {"train_mse_over_zero_predictor": round((train_mse / (sq / n / 3)).item(), 4),
-            "test_psnr_db": round(psnr(sr, test["hr"]).mean().item(), 2),
-            "bicubic_psnr_db": round(psnr(test["lr_up"], test["hr"]).mean().item(), 2)}
+            "test_psnr_db": mean_psnr_db(sr, test["hr"]),
+            "bicubic_psnr_db": mean_psnr_db(test["lr_up"], test["hr"])}
 
 
 def main() -> None:

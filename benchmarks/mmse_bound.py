@@ -20,7 +20,7 @@ from framer_nb import backbones as B
 from framer_nb.config import profile, with_overrides
 from framer_nb.degrade import load_preset
 from framer_nb.evaluate import tiled
-from framer_nb.metrics import psnr
+from framer_nb.metrics import mean_psnr_db
 from framer_nb.pipeline import test_set
 from framer_nb.provenance import provenance
 from framer_nb.train import data_source, sr_pair, step_generator
@@ -34,7 +34,7 @@ def test_psnr(bb: B.Backbone, test: dict, tile: int) -> float:
     with torch.no_grad():
         res = fn(torch.zeros_like(cond), torch.full((len(cond),), 999.0), cond)
     bb.model.train()
-    return round(psnr(((cond + res + 1) / 2).clamp(0, 1), test["hr"]).mean().item(), 2)
+    return mean_psnr_db(((cond + res + 1) / 2).clamp(0, 1), test["hr"])
 
 
 def regress(name: str, steps: int, every: int, test: dict) -> dict:
@@ -74,7 +74,7 @@ def main() -> None:
     torch.set_num_threads(2)
     p = profile("small")
     test = test_set(p)
-    bicubic = round(psnr(test["lr_up"], test["hr"]).mean().item(), 2)
+    bicubic = mean_psnr_db(test["lr_up"], test["hr"])
     print(f"bicubic {bicubic} dB")
     out = {name: regress(name, args.steps, args.every, test) for name in args.backbones}
     res = provenance(benchmark="mmse_bound", profile="small", steps=args.steps, degradation=p.train.degradation,

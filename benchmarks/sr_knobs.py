@@ -18,7 +18,7 @@ import torch
 from framer_nb import backbones as B
 from framer_nb.config import profile, with_overrides
 from framer_nb.evaluate import super_resolve
-from framer_nb.metrics import psnr
+from framer_nb.metrics import mean_psnr_db
 from framer_nb.pipeline import test_set
 from framer_nb.provenance import git_commit, provenance
 from framer_nb.train import load_trained, train_sr
@@ -65,7 +65,7 @@ def run_setting(backbone: str, knobs: dict, runs: Path, test: dict, steps: tuple
         out = {"run": str(run), "sr_train_s": json.loads((run / "done.json").read_text())["wall_s"]}
         for n in steps:
             sr = super_resolve(bb, test["lr_up"], n, seed=0, tile=cfg.image_size)
-            out[f"psnr_db_{n}_steps"] = round(psnr(sr, test["hr"]).mean().item(), 2)
+            out[f"psnr_db_{n}_steps"] = mean_psnr_db(sr, test["hr"])
         return out
     finally:
         B.REGISTRY[backbone] = spec
@@ -80,7 +80,7 @@ def main() -> None:
     torch.set_num_threads(2)
     p = profile("small")
     test = test_set(p)
-    bicubic = round(psnr(test["lr_up"], test["hr"]).mean().item(), 2)
+    bicubic = mean_psnr_db(test["lr_up"], test["hr"])
     path = Path(args.out)
     old = json.loads(path.read_text()).get("settings", {}) if path.exists() else {}
     commit = git_commit()

@@ -26,9 +26,9 @@ class FramerConfig:
     weight: float = 0.1  # lambda: loss = objective + weight * distill
 
     def __post_init__(self) -> None:
-        _check_choice("objective", self.objective, ("contrastive", "l2", "none"))
-        _check_choice("mask", self.mask, ("quantile", "radial"))
-        _check_choice("bands", self.bands, ("paper", "swapped", "intra_both", "inter_both"))
+        _check_choice(self, "objective", self.objective, ("contrastive", "l2", "none"))
+        _check_choice(self, "mask", self.mask, ("quantile", "radial"))
+        _check_choice(self, "bands", self.bands, ("paper", "swapped", "intra_both", "inter_both"))
         if not 0.0 < self.cutoff < 1.0:
             raise ValueError(f"FramerConfig.cutoff must lie in (0, 1), got {self.cutoff}")
         if self.radius <= 0.0:
@@ -37,9 +37,9 @@ class FramerConfig:
             raise ValueError(f"FramerConfig.tau must be > 0, got {self.tau}")
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def _check_choice(owner, name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"FramerConfig.{name}={value!r} is not one of {choices}")
+        raise ValueError(f"{type(owner).__name__}.{name}={value!r} is not one of {choices}")
 
 
 # Every row of the paper's ablation tables (2-5) plus our mask ablation, by name.
@@ -65,6 +65,9 @@ def variant(name: str) -> FramerConfig:
     if name not in VARIANTS:
         raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
     return VARIANTS[name]
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,7 @@ class TrainConfig:
     prior_photo_share: float = 0.5  # prior stage: the same share
 
     def __post_init__(self) -> None:
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        _check_choice(self, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"TrainConfig.ema_decay must lie in [0, 1), got {self.ema_decay}")
 

@@ -117,6 +117,11 @@ def psnr(sr: Tensor, hr: Tensor) -> Tensor:
     return (10 * torch.log10(1.0 / mse.clamp_min(1e-12))).float()
 
 
+def mean_psnr_db(sr: Tensor, hr: Tensor) -> float:
+    """Mean of the per-image PSNRs in dB, rounded to 0.01 dB: the number the benchmarks report."""
+    return round(psnr(sr, hr).mean().item(), 2)
+
+
 def band_psnr(sr: Tensor, hr: Tensor, radius: float = 0.25) -> dict[str, Tensor]:
     """PSNR of the error restricted to the LF ring and to the HF band (peak 1, per image).
 

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import backbones as B
-from .config import FramerConfig, TrainConfig, config_hash, variant
+from .config import LR_SCHEDULES, FramerConfig, TrainConfig, config_hash, variant
 from .data import dead_leaves, photos, random_crops
 from .degrade import bicubic_up, degrade, load_preset
 from .provenance import provenance
@@ -309,8 +309,8 @@ def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: F
 
 def lr_factor(schedule: str, steps: int, warmup: int = 20):
     """The LR multiplier per step: linear warm-up, then constant or a cosine decay to 0 at `steps`."""
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule={schedule!r} is not one of {LR_SCHEDULES}")
 
     def factor(s: int) -> float:
         if s < warmup or schedule == "constant":

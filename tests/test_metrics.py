@@ -93,3 +93,12 @@ def test_no_network_blocks_sockets():
 def test_unknown_protocol():
     with pytest.raises(KeyError, match="framer"):
         M.evaluate_images(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), "nope")
+
+
+def test_mean_psnr_db_is_the_rounded_mean_of_per_image_psnr():
+    hr = torch.zeros(2, 3, 8, 8)
+    sr = hr.clone()
+    sr[0] += 0.1  # MSE 0.01 -> 20 dB
+    sr[1] += 0.01  # MSE 1e-4 -> 40 dB
+    assert M.mean_psnr_db(sr, hr) == 30.0
+    assert M.mean_psnr_db(sr[:1], hr[:1]) == 20.0

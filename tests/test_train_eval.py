@@ -151,3 +151,10 @@ def test_scores_are_keyed_by_the_run_config_and_collected_per_run(tmp_path):
     assert sorted(P.collect(tmp_path)["psnr"]) == [1.0, 2.0]
     with pytest.raises(KeyError, match="no run"):
         P.find_spec(profile("smoke"), "tiny-dit", "framer", 99)
+
+
+def test_train_config_names_a_bad_schedule_or_decay():
+    with pytest.raises(ValueError, match=r"TrainConfig.lr_schedule='linear' is not one of"):
+        TrainConfig(lr_schedule="linear")
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)

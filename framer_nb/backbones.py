@@ -1,35 +1,52 @@
-"""A registry of backbones: tiny CPU ones and the real SD2 / SD3.5 ones, built from config or loaded.
+"""A registry of backbones and `Backbone`, the small wrapper that owns a stock model's conventions.
 
-Models stay stock diffusers classes. LR conditioning is channel concatenation: `grow_input_channels`
-adds zero-initialised input channels, so a pretrained (or prior) model behaves identically at step 0.
+Models stay stock diffusers classes. `Backbone` (in the spirit of EDM's `VPPrecond`) owns what sits around
+the network: the LR condition concatenated on zero-initialised input channels, the timestep convention, the
+conditioning, pixel <-> model space, the clean-signal (x0) estimates of the output and of every student
+layer. It asks its family's `Adapter` (adapters.py) for everything that differs between SD3-style
+transformers and SD2-style U-Nets, so the loss, the training loop and the sampler never branch on it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, SD3Transformer2DModel, UNet2DConditionModel
+from diffusers import AutoencoderKL
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .diffusion import Objective, model_timestep
+from . import diffusion as D
+from .adapters import ADAPTERS, Adapter, expand, has_text_encoders, scheduler_config, zero_lr_channels
+from .diffusion import Objective
+from .spaces import PixelSpace, VAESpace
+from .taps import UNetHeads, tap, unet_block_channels
 
-TINY_DIT = dict(sample_size=32, patch_size=2, in_channels=3, out_channels=3, num_layers=6,
-                attention_head_dim=16, num_attention_heads=4, joint_attention_dim=32,
-                caption_projection_dim=64, pooled_projection_dim=32, pos_embed_max_size=64,
-                dual_attention_layers=(0, 1), qk_norm="rms_norm")
+# Tiny models work on 64-px RGB crops pixel-unshuffled x4: 16 x 16 x 48 (benchmarks/results/backbone_sizing.json).
+TINY_DIT = dict(sample_size=16, patch_size=2, in_channels=48, out_channels=48, num_layers=6,
+                attention_head_dim=32, num_attention_heads=4, joint_attention_dim=32,
+                caption_projection_dim=128, pooled_projection_dim=32, pos_embed_max_size=32, qk_norm="rms_norm")
+TINY_UNET = dict(sample_size=16, in_channels=48, out_channels=48, block_out_channels=(32, 64, 64),
+                 layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                 cross_attention_dim=32, attention_head_dim=16, norm_num_groups=16, use_linear_projection=True)
 SD35_MEDIUM = dict(sample_size=128, patch_size=2, in_channels=16, out_channels=16, num_layers=24,
                    attention_head_dim=64, num_attention_heads=24, joint_attention_dim=4096,
                    caption_projection_dim=1536, pooled_projection_dim=2048, pos_embed_max_size=384,
                    dual_attention_layers=tuple(range(13)), qk_norm="rms_norm")
-TINY_UNET = dict(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(32, 64, 64),
-                 layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-                 cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8, use_linear_projection=True)
 SD2_BASE = dict(sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
                 layers_per_block=2, down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, cross_attention_dim=1024,
                 attention_head_dim=(5, 10, 20, 20), use_linear_projection=True)
+_VAE = dict(in_channels=3, out_channels=3, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+SD35_VAE = dict(_VAE, latent_channels=16, scaling_factor=1.5305, shift_factor=0.0609, use_quant_conv=False,
+                use_post_quant_conv=False)
+SD2_VAE = dict(_VAE, latent_channels=4, scaling_factor=0.18215)
 
 
 @dataclass(frozen=True)
@@ -37,49 +54,36 @@ class BackboneSpec:
     """How to build or load one backbone."""
 
     name: str
-    kind: str  # dit | unet
+    family: str  # key of adapters.ADAPTERS
     config: dict
-    objective: Objective
-    space: str = "pixel"  # pixel | latent (needs a VAE)
+    objective: Objective  # a loaded pipeline's scheduler config takes precedence
+    unshuffle: int = 1  # pixel models: pixel-unshuffle factor of the model space
+    vae_config: dict | None = None  # latent models: the VAE (built at random for shape checks, else loaded)
     hub_id: str | None = None
+    prior: str | None = None  # folder under data/priors with our shipped pretrained prior
+
+    @property
+    def adapter(self) -> Adapter:
+        return ADAPTERS[self.family]
+
+    @property
+    def latent(self) -> bool:
+        return self.vae_config is not None
 
 
 REGISTRY: dict[str, BackboneSpec] = {
     # Tiny pixel-space models predict x0 (benchmarks/results/sr_knobs.json): asked for v or epsilon they must
     # carry the unit-variance noise through the network, which a tiny model does poorly. Real backbones: native.
-    "tiny-dit": BackboneSpec("tiny-dit", "dit", TINY_DIT, Objective("flow", time_sampling="uniform", prediction="sample")),
-    "tiny-unet": BackboneSpec("tiny-unet", "unet", TINY_UNET, Objective("ddpm", prediction="sample")),
-    "sd35-medium": BackboneSpec("sd35-medium", "dit", SD35_MEDIUM, Objective("flow"), "latent",
-                                "stabilityai/stable-diffusion-3.5-medium"),
-    "sd2-base": BackboneSpec("sd2-base", "unet", SD2_BASE,
-                             Objective("ddpm", 0.00085, 0.012, "scaled_linear"), "latent",
-                             "stabilityai/stable-diffusion-2-base"),
+    "tiny-dit": BackboneSpec("tiny-dit", "sd3", TINY_DIT, Objective("flow", time_sampling="uniform",
+                                                                    prediction="sample"), unshuffle=4,
+                             prior="tiny-dit"),
+    "tiny-unet": BackboneSpec("tiny-unet", "unet", TINY_UNET, Objective("ddpm", prediction="sample"), unshuffle=4,
+                              prior="tiny-unet"),
+    "sd35-medium": BackboneSpec("sd35-medium", "sd3", SD35_MEDIUM, Objective("flow", shift=3.0),
+                                vae_config=SD35_VAE, hub_id="stabilityai/stable-diffusion-3.5-medium"),
+    "sd2-base": BackboneSpec("sd2-base", "unet", SD2_BASE, Objective("ddpm", 0.00085, 0.012, "scaled_linear"),
+                             vae_config=SD2_VAE, hub_id="stabilityai/stable-diffusion-2-base"),
 }
-
-
-@dataclass
-class Backbone:
-    """A stock diffusers model with its objective, LR-channel count and (for latent space) its VAE."""
-
-    spec: BackboneSpec
-    model: nn.Module
-    lr_channels: int = 0
-    vae: AutoencoderKL | None = None
-    context: dict = field(default_factory=dict)  # fixed conditioning (null prompt) per sample
-    runner: nn.Module | None = None  # the module to call, e.g. accelerate's DDP wrapper of `model`
-    residual_scale: float = 0.0  # 0: x0 is the HR image; s > 0: x0 = s * (HR - bicubic(LR)), SRDiff-style
-
-    @property
-    def residual(self) -> bool:
-        return self.residual_scale > 0
-
-    @property
-    def objective(self) -> Objective:
-        return self.spec.objective
-
-    @property
-    def out_channels(self) -> int:
-        return self.model.config.out_channels
 
 
 def spec(name: str) -> BackboneSpec:
@@ -89,104 +93,161 @@ def spec(name: str) -> BackboneSpec:
     return REGISTRY[name]
 
 
-def build(name: str, seed: int = 0, **overrides) -> Backbone:
-    """A randomly initialised backbone from its registered config (overrides change config keys)."""
-    s = spec(name)
-    torch.manual_seed(seed)
-    cls = SD3Transformer2DModel if s.kind == "dit" else UNet2DConditionModel
-    model = cls(**{**s.config, **overrides})
-    return Backbone(s, model, context=_null_context(model, s.kind))
+@dataclass
+class Backbone:
+    """A stock diffusers model with its adapter, space, objective, conditioning and LR-channel count."""
 
+    spec: BackboneSpec
+    model: nn.Module
+    space: PixelSpace | VAESpace
+    objective: Objective
+    context: dict = field(default_factory=dict)  # null conditioning [1, ...] per model input
+    lr_channels: int = 0
+    residual_scale: float = 0.0  # 0: x0 is the HR in model space; s > 0: x0 = s * (HR - LR), SRDiff-style
+    runner: nn.Module | None = None  # the module to call, e.g. accelerate's DDP wrapper of `model`
+    source: str = "random init"
 
-def load(name: str, path: str, lr_channels: int | None = None, with_vae: bool = True) -> Backbone:
-    """Load weights with `from_pretrained` from a local folder or hub id (pipeline layout or bare model).
+    @property
+    def adapter(self) -> Adapter:
+        return self.spec.adapter
 
-    If the checkpoint has no LR channels yet and `lr_channels` is given, they are added zero-initialised.
-    """
-    s = spec(name)
-    cls = SD3Transformer2DModel if s.kind == "dit" else UNet2DConditionModel
-    model = _from_pretrained(cls, path, "transformer" if s.kind == "dit" else "unet")
-    vae = _from_pretrained(AutoencoderKL, path, "vae") if (with_vae and s.space == "latent") else None
-    bb = Backbone(s, model, vae=vae, context=_null_context(model, s.kind))
-    base_in = model.config.out_channels
-    bb.lr_channels = model.config.in_channels - base_in
-    if lr_channels and bb.lr_channels == 0:
-        grow_input_channels(bb, lr_channels)
-    return bb
+    @property
+    def out_channels(self) -> int:
+        return self.model.config.out_channels
 
+    @property
+    def residual(self) -> bool:
+        return self.residual_scale > 0
 
-def _from_pretrained(cls, path: str, subfolder: str):
-    """Try the pipeline layout (path/subfolder) first, then a bare model folder."""
-    try:
-        return cls.from_pretrained(path, subfolder=subfolder)
-    except OSError:
-        return cls.from_pretrained(path)
+    @property
+    def num_students(self) -> int:
+        return self.adapter.num_students(self.model)
 
+    # ------------------------------------------------------------ the network call
+    def predict(self, x_t: Tensor, t: Tensor, lr: Tensor | None = None, context: dict | None = None) -> Tensor:
+        """The network's prediction for noisy x_t at time t, conditioned on the LR (model space) by concatenation."""
+        if self.lr_channels:
+            if lr is None:
+                raise ValueError(f"{self.spec.name} has {self.lr_channels} LR channels but no LR input was given")
+            x_t = torch.cat([x_t, lr.to(x_t.dtype)], dim=1)
+        ctx = expand(context if context is not None else self.context, x_t.shape[0], x_t)
+        t_model = D.model_timestep(self.objective, t)
+        return (self.runner or self.model)(x_t, timestep=t_model, **ctx, return_dict=False)[0]
 
-def _null_context(model: nn.Module, kind: str) -> dict:
-    """Zero text conditioning (no captions here): one token of the model's context width."""
-    cfg = model.config
-    if kind == "dit":
-        return {"encoder_hidden_states": torch.zeros(1, 1, cfg.joint_attention_dim),
-                "pooled_projections": torch.zeros(1, cfg.pooled_projection_dim)}
-    return {"encoder_hidden_states": torch.zeros(1, 1, cfg.cross_attention_dim)}
+    def x0(self, pred: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """Clean-signal estimate(s) from prediction(s) [..., B, C, H, W]."""
+        return D.to_x0(self.objective, pred, x_t, t)
 
+    # ------------------------------------------------------------ students
+    def make_heads(self) -> UNetHeads | None:
+        """Fresh training-only lens heads if the family needs them (U-Net), else None."""
+        if not self.adapter.needs_heads:
+            return None
+        return UNetHeads(unet_block_channels(self.model), self.out_channels)
 
-def input_conv(model: nn.Module) -> nn.Conv2d:
-    """The first convolution, whose input channels carry the noisy sample (+ LR)."""
-    return model.pos_embed.proj if isinstance(model, SD3Transformer2DModel) else model.conv_in
+    def lens(self, heads: nn.Module | None = None) -> AbstractContextManager:
+        """Hooks that record every layer during a forward pass (see taps.tap)."""
+        return tap(self.model, self.adapter.hooks, heads)
 
+    def students(self, per_layer: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """Per-layer predictions [L, B, C, H, W] -> student clean-signal estimates.
 
-def grow_input_channels(bb: Backbone, extra: int) -> None:
-    """Add `extra` zero-initialised input channels (for the LR image) to the first convolution."""
-    old = input_conv(bb.model)
-    new = nn.Conv2d(old.in_channels + extra, old.out_channels, old.kernel_size, old.stride, old.padding,
-                    bias=old.bias is not None).to(old.weight.device, old.weight.dtype)
-    with torch.no_grad():
-        new.weight.zero_()
-        new.weight[:, : old.in_channels] = old.weight
-        if old.bias is not None:
-            new.bias.copy_(old.bias)
-    if isinstance(bb.model, SD3Transformer2DModel):
-        bb.model.pos_embed.proj = new
-    else:
-        bb.model.conv_in = new
-    bb.model.register_to_config(in_channels=new.in_channels)
-    bb.lr_channels += extra
+        SD3: the last block's lens is the output itself (a defect of the released code, docs/method.md): dropped."""
+        x0 = self.x0(per_layer, x_t, t)
+        return x0[:-1] if self.adapter.students_drop_last else x0
 
+    # ------------------------------------------------------------ spaces and targets
+    def to_model(self, images: Tensor) -> Tensor:
+        """Images in [-1, 1] -> model space."""
+        return self.space.encode(images)
 
-def predict(bb: Backbone, x_t: Tensor, t: Tensor, lr: Tensor | None = None) -> Tensor:
-    """The network's prediction for noisy x_t at time t, conditioned on the (upsampled) LR by concatenation."""
-    if bb.lr_channels:
-        if lr is None:
-            raise ValueError(f"{bb.spec.name} has {bb.lr_channels} LR channels but no LR input was given")
-        x_t = torch.cat([x_t, lr.to(x_t.dtype)], dim=1)
-    ctx = {k: v.to(x_t.device, x_t.dtype).expand(x_t.shape[0], *v.shape[1:]) for k, v in bb.context.items()}
-    return (bb.runner or bb.model)(x_t, timestep=model_timestep(bb.objective, t), **ctx, return_dict=False)[0]
+    def to_pixels(self, z: Tensor) -> Tensor:
+        """Model space -> images in [-1, 1]."""
+        return self.space.decode(z)
+
+    def sr_target(self, hr: Tensor, lr: Tensor) -> Tensor:
+        """What is diffused, in model space, for HR and upsampled-LR model-space tensors."""
+        return sr_target(hr, lr, self.residual_scale)
+
+    def sr_image(self, x0: Tensor, lr: Tensor) -> Tensor:
+        """The inverse of `sr_target`: a clean estimate -> the SR sample in model space."""
+        return sr_image(x0, lr, self.residual_scale)
+
+    # ------------------------------------------------------------ growing and moving
+    def grow_lr_channels(self, extra: int | None = None) -> None:
+        """Add zero-initialised input channels for the LR condition (default: one model-space image's worth)."""
+        extra = self.space.channels() if extra is None else extra
+        conv = self.adapter.get_input_conv(self.model)
+        self.adapter.set_input_conv(self.model, zero_lr_channels(conv, extra))
+        self.lr_channels += extra
+
+    def to(self, device=None, dtype=None) -> Backbone:
+        self.model.to(device, dtype)
+        if isinstance(self.space, VAESpace):
+            self.space.vae.to(device, dtype)
+        return self
 
 
 def sr_target(hr: Tensor, lr: Tensor, residual_scale: float) -> Tensor:
-    """What is diffused for HR and bicubic-up LR in [-1, 1]: the HR (scale 0), or scale * (HR - LR)."""
+    """What is diffused: the HR (scale 0), or scale * (HR - LR)."""
     return (hr - lr) * residual_scale if residual_scale else hr
 
 
 def sr_image(x0: Tensor, lr: Tensor, residual_scale: float) -> Tensor:
-    """The inverse of `sr_target`: a clean estimate -> the SR image in [-1, 1]."""
+    """The inverse of `sr_target`."""
     return x0 / residual_scale + lr if residual_scale else x0
 
 
-def to_model_space(bb: Backbone, images: Tensor) -> Tensor:
-    """Images in [-1, 1] -> the model's space (identity for pixel backbones, VAE latents otherwise)."""
-    if bb.vae is None:
-        return images
-    cfg = bb.vae.config
-    latents = bb.vae.encode(images.to(bb.vae.dtype)).latent_dist.sample()
-    return (latents - (cfg.shift_factor or 0.0)) * cfg.scaling_factor
+# ---------------------------------------------------------------- building and loading
+
+def build(name: str, seed: int = 0, device=None, **overrides) -> Backbone:
+    """A randomly initialised backbone from its registered config (overrides change config keys)."""
+    s = spec(name)
+    torch.manual_seed(seed)
+    model = s.adapter.build({**s.config, **overrides}, device)
+    space = VAESpace(AutoencoderKL(**s.vae_config).to(device)) if s.latent else PixelSpace(s.unshuffle)
+    return Backbone(s, model, space, s.objective, s.adapter.null_context(model))
 
 
-def to_pixels(bb: Backbone, x: Tensor) -> Tensor:
-    """The model's space -> images in [-1, 1]."""
-    if bb.vae is None:
-        return x
-    cfg = bb.vae.config
-    return bb.vae.decode(x / cfg.scaling_factor + (cfg.shift_factor or 0.0), return_dict=False)[0]
+def load(name: str, path: str | Path, lr_channels: int | None = None, with_vae: bool = True,
+         prompt_cache: str | Path | None = None) -> Backbone:
+    """Load weights with `from_pretrained` from a diffusers pipeline folder or a bare model folder.
+
+    The pipeline's scheduler config gives the objective; its VAE the model space; its text encoders (if any)
+    the empty-prompt conditioning (computed once, cached). If the checkpoint has no LR channels yet and
+    `lr_channels` is given, they are added zero-initialised.
+    """
+    s = spec(name)
+    model = s.adapter.load(path)
+    sched = scheduler_config(path)
+    objective = s.adapter.objective_from_scheduler(sched) if sched is not None else s.objective
+    if s.latent and with_vae:
+        vae_dir = Path(path) / "vae"
+        if not (vae_dir / "config.json").exists():
+            raise FileNotFoundError(f"{path}: {name} works in VAE latents, but {vae_dir} has no config.json")
+        space = VAESpace(AutoencoderKL.from_pretrained(vae_dir))
+    else:
+        space = PixelSpace(s.unshuffle)
+    context = prompt_context(s, path, [""], prompt_cache) if has_text_encoders(path) else \
+        s.adapter.null_context(model)
+    bb = Backbone(s, model, space, objective, context, source=str(path))
+    bb.lr_channels = model.config.in_channels - model.config.out_channels
+    if lr_channels and bb.lr_channels == 0:
+        bb.grow_lr_channels(lr_channels)
+    return bb
+
+
+def prompt_context(s: BackboneSpec, path: str | Path, prompts: list[str], cache: str | Path | None = None) -> dict:
+    """The pipeline's text-encoder embeddings of `prompts` ([N, ...] per model input), cached on disk by the
+    pipeline folder, its text encoders' weights and the prompts."""
+    cache = Path(cache or Path.home() / ".cache" / "framer_nb" / "prompts")
+    files = sorted(p for p in Path(path).glob("text_encoder*/*") if p.is_file())
+    stamp = [str(Path(path).resolve())] + [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+    key = hashlib.sha256(json.dumps([stamp, prompts]).encode()).hexdigest()[:16]
+    f = cache / f"{s.family}-{key}.safetensors"
+    if f.exists():
+        return load_file(str(f))
+    ctx = s.adapter.context_from_prompts(str(path), prompts, "cuda" if torch.cuda.is_available() else "cpu")
+    cache.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in ctx.items()}, str(f))
+    return ctx

@@ -17,20 +17,25 @@ T_MAX = 1000
 
 @dataclass(frozen=True)
 class Objective:
-    """A diffusion objective: `flow` (x_t = (1-s) x0 + s e, v = e - x0) or `ddpm` (epsilon)."""
+    """A diffusion objective: `flow` (x_t = (1-s) x0 + s e, v = e - x0) or `ddpm` (epsilon or v)."""
 
     kind: str
     beta_start: float = 1e-4  # ddpm only
     beta_end: float = 0.02
     schedule: str = "linear"  # linear | scaled_linear (SD2)
     time_sampling: str = "logit_normal"  # flow only: logit_normal (SD3) | uniform (covers sigma near 1)
-    prediction: str = "native"  # native: v (flow) / epsilon (ddpm) | sample: the network predicts x0 itself
+    prediction: str = "native"  # native: v (flow) / epsilon (ddpm) | v: ddpm v-prediction | sample: x0 itself
+    shift: float = 1.0  # flow only: SD3's timestep shift, sigma -> shift * sigma / (1 + (shift - 1) * sigma)
 
     def __post_init__(self) -> None:
         if self.kind not in ("flow", "ddpm"):
             raise ValueError(f"Objective.kind must be 'flow' or 'ddpm', got {self.kind!r}")
-        if self.prediction not in ("native", "sample"):
-            raise ValueError(f"Objective.prediction must be 'native' or 'sample', got {self.prediction!r}")
+        if self.prediction not in ("native", "sample", "v"):
+            raise ValueError(f"Objective.prediction must be 'native', 'v' or 'sample', got {self.prediction!r}")
+        if self.prediction == "v" and self.kind != "ddpm":
+            raise ValueError("Objective.prediction='v' is DDPM's v-prediction; flow's native prediction is v already")
+        if self.shift <= 0:
+            raise ValueError(f"Objective.shift must be > 0, got {self.shift}")
 
 
 def alphas_cumprod(obj: Objective, device=None) -> Tensor:
@@ -66,16 +71,29 @@ def sample_time(obj: Objective, batch: int, generator: torch.Generator | None = 
     return torch.randint(0, T_MAX, (batch,), generator=generator).float().to(device)
 
 
+def shift_sigma(obj: Objective, sigma: Tensor) -> Tensor:
+    """SD3's timestep shift of flow sigmas in [0, 1] (identity at shift 1)."""
+    if obj.shift == 1.0:
+        return sigma
+    return obj.shift * sigma / (1.0 + (obj.shift - 1.0) * sigma)
+
+
 def add_noise(obj: Objective, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
     """x_t from clean x0 and noise."""
     a, s = _coeffs(obj, t, x0)
     return a * x0 + s * noise
 
 
-def target(obj: Objective, x0: Tensor, noise: Tensor) -> Tensor:
-    """What the network predicts: x0 itself (sample), else v = noise - x0 (flow) or the noise (ddpm)."""
+def target(obj: Objective, x0: Tensor, noise: Tensor, t: Tensor | None = None) -> Tensor:
+    """What the network predicts: x0 itself (sample), else v = noise - x0 (flow), the noise (ddpm) or DDPM's
+    v = sqrt(abar) noise - sqrt(1 - abar) x0 (needs t)."""
     if obj.prediction == "sample":
         return x0
+    if obj.prediction == "v":
+        if t is None:
+            raise ValueError("DDPM v-prediction targets need the time t")
+        a, s = _coeffs(obj, t, x0)
+        return a * noise - s * x0
     return noise - x0 if obj.kind == "flow" else noise
 
 
@@ -84,6 +102,8 @@ def to_x0(obj: Objective, pred: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
     if obj.prediction == "sample":
         return pred
     a, s = _coeffs(obj, t, x_t)
+    if obj.prediction == "v":
+        return a * x_t - s * pred
     if obj.kind == "flow":
         return x_t - s * pred
     return (x_t - s * pred) / a
@@ -103,6 +123,8 @@ def loss_weight(obj: Objective, t: Tensor, space: str = "x0", max_weight: float 
     if obj.kind == "flow":
         return (t.float() / T_MAX) ** 2
     abar = alphas_cumprod(obj, t.device)[t.round().long().clamp(0, T_MAX - 1)]
+    if obj.prediction == "v":  # x0 = sqrt(abar) x_t - sqrt(1 - abar) v
+        return 1.0 - abar
     return ((1.0 - abar) / abar).clamp(max=max_weight)
 
 
@@ -120,6 +142,8 @@ def sample(obj: Objective, denoise: Denoiser, shape: tuple[int, ...], steps: int
     """Seeded sampling from pure noise: Euler for flow, deterministic DDIM (eta=0) for DDPM."""
     x = torch.randn(shape, generator=generator).to(device)
     times = torch.linspace(T_MAX - 1, 0, steps + 1, device=device)
+    if obj.kind == "flow":
+        times = shift_sigma(obj, times / T_MAX) * T_MAX
     for t_now, t_next in zip(times[:-1], times[1:]):
         t = t_now.expand(shape[0])
         pred = denoise(x, t)

@@ -45,8 +45,12 @@ def band_masks(teacher_mag: Tensor, mode: str = "quantile", cutoff: float = 0.2,
 
 
 def band_vectors(mag: Tensor, mask: Tensor) -> Tensor:
-    """L2-normalised flattened masked magnitudes: [..., C, H, W] -> [..., C*H*W]."""
-    return F.normalize((mag * mask).flatten(-3), dim=-1)
+    """L2-normalised flattened masked magnitudes: [..., C, H, W] -> [..., C*H*W].
+
+    Divided by their (detached) largest entry first: the direction is unchanged, and squaring large magnitudes
+    cannot overflow fp32 into a zero vector. NaN or infinite magnitudes give NaN, never a silent zero."""
+    v = (mag * mask).flatten(-3)
+    return F.normalize(v / v.detach().amax(-1, keepdim=True).clamp_min(1e-30), dim=-1)
 
 
 def band_energy(mag: Tensor, mask: Tensor, eps: float = 1e-9) -> Tensor:

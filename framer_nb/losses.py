@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor
 
 from .config import FramerConfig
@@ -110,6 +111,11 @@ def framer_loss(students: Tensor | Sequence[Tensor], teacher: Tensor, config: Fr
     if config.random_negatives:
         neg = random_negative_layers(students.shape[0], generator) if neg_layers is None else neg_layers
         neg = torch.as_tensor(neg, dtype=torch.long, device=students.device)
+    if torch.is_grad_enabled() and students.requires_grad:
+        # recomputed in the backward pass: of the FFTs, masks and band vectors only the students are kept, so the
+        # term adds almost no memory to a training step (benchmarks/results/overhead_*.json)
+        return torch.utils.checkpoint.checkpoint(_contrastive, students, teacher, config, neg, gather,
+                                                 use_reentrant=False)
     return _contrastive(students, teacher, config, neg, gather)
 
 

@@ -1,6 +1,6 @@
 """Per-layer "lenses": one clean-signal-space map per layer from stock diffusers models, via forward hooks.
 
-`tap(model, heads)` registers hooks, yields a `Tap`, and removes the hooks on exit. After a forward
+`tap(model, hooks, heads)` registers a family's hooks (`sd3_hooks`, `unet_hooks`), yields a `Tap`, and removes the hooks on exit. After a forward
 pass, `Tap.predictions()` returns [L, B, C, H, W] maps in the model's prediction space (v or epsilon);
 `diffusion.to_x0` turns them into clean-signal estimates. Hooks only record: outputs are unchanged.
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from diffusers import SD3Transformer2DModel, UNet2DConditionModel
 from torch import Tensor, nn
 
@@ -69,16 +70,11 @@ def num_layers(model: nn.Module) -> int:
 
 
 @contextmanager
-def tap(model: nn.Module, heads: UNetHeads | None = None) -> Iterator[Tap]:
-    """Record per-layer features of `model` while inside the context (hooks removed on exit)."""
-    if isinstance(model, SD3Transformer2DModel):
-        record, modules, project = _sd3_hooks(model)
-    elif isinstance(model, UNet2DConditionModel):
-        if heads is None:
-            raise ValueError("a U-Net lens needs UNetHeads (trainable or fitted with `fit_unet_heads`)")
-        record, modules, project = _unet_hooks(model, heads)
-    else:
-        raise TypeError(f"no lens for {type(model).__name__}; supported: SD3Transformer2DModel, UNet2DConditionModel")
+def tap(model: nn.Module, hooks: Callable, heads: UNetHeads | None = None) -> Iterator[Tap]:
+    """Record per-layer features of `model` while inside the context (hooks removed on exit).
+
+    `hooks` is the family's (model, heads) -> (record functions, modules, projection), e.g. `sd3_hooks`."""
+    record, modules, project = hooks(model, heads)
     t = Tap(project)
     handles = [model.register_forward_pre_hook(lambda m, args, kwargs: _start(t, args, kwargs), with_kwargs=True)]
     handles += [mod.register_forward_hook(lambda m, i, o, fn=fn: fn(t, o)) for mod, fn in zip(modules, record)]
@@ -96,7 +92,8 @@ def _start(t: Tap, args: tuple, kwargs: dict) -> None:
     t.size = tuple(sample.shape[-2:])
 
 
-def _sd3_hooks(model: SD3Transformer2DModel):
+def sd3_hooks(model: SD3Transformer2DModel, heads: UNetHeads | None = None):
+    """Time embedding and each transformer block's image tokens; projected by the model's own output head."""
     def on_temb(t: Tap, out: Tensor) -> None:
         t.temb = out
 
@@ -108,19 +105,32 @@ def _sd3_hooks(model: SD3Transformer2DModel):
 
 
 def _sd3_project(model: SD3Transformer2DModel, t: Tap) -> Tensor:
-    """Each block's image tokens -> norm_out(., temb) -> proj_out -> unpatchify: [L, B, C, H, W]."""
-    tokens = torch.stack(t.features)  # [L, B, N, D]
-    L, B = tokens.shape[:2]
-    h = model.norm_out(tokens.flatten(0, 1), t.temb.repeat(L, 1))
-    h = model.proj_out(h)
+    """Each block's image tokens -> norm_out(., temb) -> proj_out -> unpatchify: [L, B, C, H, W].
+
+    One layer at a time, recomputed in the backward pass (checkpointed): the normalised [B, N, D] tokens of
+    every layer are never all held, so the lens adds little memory beyond its small outputs."""
     p, c = model.config.patch_size, model.out_channels
     H, W = t.size
-    h = h.reshape(L * B, H // p, W // p, p, p, c)
-    h = torch.einsum("nhwpqc->nchpwq", h).reshape(L, B, c, H, W)
-    return h
+
+    def head(tokens: Tensor, temb: Tensor) -> Tensor:
+        return model.proj_out(model.norm_out(tokens, temb))
+
+    maps = []
+    for tokens in t.features:
+        if torch.is_grad_enabled() and tokens.requires_grad:
+            h = torch.utils.checkpoint.checkpoint(head, tokens, t.temb, use_reentrant=False)
+        else:
+            h = head(tokens, t.temb)
+        h = h.reshape(h.shape[0], H // p, W // p, p, p, c)
+        maps.append(torch.einsum("nhwpqc->nchpwq", h).reshape(h.shape[0], c, H, W))
+    return torch.stack(maps)
 
 
-def _unet_hooks(model: UNet2DConditionModel, heads: UNetHeads):
+def unet_hooks(model: UNet2DConditionModel, heads: UNetHeads | None):
+    """Each down block, the mid block and each up block, projected by 1x1 heads (trained or fitted)."""
+    if heads is None:
+        raise ValueError("a U-Net lens needs UNetHeads (trainable or fitted with `fit_unet_heads`)")
+
     def on_block(t: Tap, out) -> None:
         t.features.append(out[0] if isinstance(out, tuple) else out)  # down blocks return (h, residuals)
 

@@ -1,15 +1,18 @@
+import json
+
 import pytest
 import torch
-from diffusers import AutoencoderKL
 
 from framer_nb import backbones as B
 from framer_nb import diffusion as D
 from framer_nb import taps
+from framer_nb.adapters import SD3, UNET
 from framer_nb.config import FramerConfig
+from framer_nb.spaces import PixelSpace
 from framer_nb.step import training_loss
+from framer_nb.toy import make_pipeline
 
-SMALL_DIT = dict(num_layers=3, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
-                 dual_attention_layers=(0,))
+SMALL_DIT = dict(num_layers=3, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16)
 
 
 def _inputs(bb, b=2, size=16, seed=0):
@@ -19,38 +22,59 @@ def _inputs(bb, b=2, size=16, seed=0):
     return x, D.sample_time(bb.objective, b, g), lr
 
 
-def _heads(bb):
-    return taps.UNetHeads(taps.unet_block_channels(bb.model), bb.out_channels) if bb.spec.kind == "unet" else None
-
-
 def test_sd3_lens_last_block_equals_output_and_taps_are_transparent():
     bb = B.build("tiny-dit", **SMALL_DIT)
     x, t, _ = _inputs(bb)
     with torch.no_grad():
-        plain = B.predict(bb, x, t)
-        with taps.tap(bb.model) as tp:
-            tapped = B.predict(bb, x, t)
+        plain = bb.predict(x, t)
+        with bb.lens() as tp:
+            tapped = bb.predict(x, t)
             per_layer = tp.predictions()
-    assert per_layer.shape == (3, 2, 3, 16, 16)
+    assert per_layer.shape == (3, 2, 48, 16, 16)
     assert torch.equal(plain, tapped)
-    assert torch.allclose(per_layer[-1], plain, atol=1e-6)
+    assert torch.allclose(per_layer[-1], plain, atol=1e-5)
     assert not torch.allclose(per_layer[0], plain, atol=1e-3)
+    assert bb.num_students == 2 and bb.students(per_layer, x, t).shape[0] == 2  # the last block is the output
     assert all(not blk._forward_hooks for blk in bb.model.transformer_blocks)
     assert not bb.model._forward_pre_hooks and not bb.model.time_text_embed._forward_hooks
 
 
+def test_sd3_lens_gradients_match_without_checkpointing():
+    # the lens recomputes norm_out / proj_out in the backward pass: gradients equal the plain computation's
+    bb = B.build("tiny-dit", **SMALL_DIT)
+    x, t, _ = _inputs(bb)
+    grads = []
+    for checkpointed in (True, False):
+        bb.model.zero_grad()
+        with bb.lens() as tp:
+            bb.predict(x, t)
+            maps = tp.predictions() if checkpointed else torch.stack([_plain_head(bb.model, f, tp)
+                                                                      for f in tp.features])
+        maps.pow(2).mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in bb.model.parameters() if p.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def _plain_head(model, tokens, tp):
+    h = model.proj_out(model.norm_out(tokens, tp.temb))
+    p, c = model.config.patch_size, model.out_channels
+    H, W = tp.size
+    h = h.reshape(h.shape[0], H // p, W // p, p, p, c)
+    return torch.einsum("nhwpqc->nchpwq", h).reshape(h.shape[0], c, H, W)
+
+
 def test_unet_lens_shapes_and_hook_removal():
     bb = B.build("tiny-unet")
-    heads = _heads(bb)
+    heads = bb.make_heads()
     x, t, _ = _inputs(bb)
-    with torch.no_grad(), taps.tap(bb.model, heads) as tp:
-        out = B.predict(bb, x, t)
+    with torch.no_grad(), bb.lens(heads) as tp:
+        out = bb.predict(x, t)
         per_layer = tp.predictions()
-    assert per_layer.shape == (taps.num_layers(bb.model), 2, 3, 16, 16) == (7, 2, 3, 16, 16)
+    assert per_layer.shape == (7, 2, 48, 16, 16) and bb.num_students == 7
     with torch.no_grad():
-        assert torch.equal(out, B.predict(bb, x, t))
+        assert torch.equal(out, bb.predict(x, t))
     assert all(not m._forward_hooks for m in bb.model.up_blocks)
-    with pytest.raises(ValueError, match="UNetHeads"), taps.tap(bb.model):
+    with pytest.raises(ValueError, match="UNetHeads"), bb.lens(None):
         pass
 
 
@@ -72,9 +96,9 @@ def test_gradient_reaches_model_only_through_students():
     grads = []
     for detach in (False, True):
         bb.model.zero_grad()
-        with taps.tap(bb.model) as tp:
-            out = B.predict(bb, x, t)
-            students = tp.predictions()[:-1]
+        with bb.lens() as tp:
+            out = bb.predict(x, t)
+            students = bb.students(tp.predictions(), x, t)
         teacher = out.detach() if detach else out
         framer_loss(students, teacher, neg_layers=[1, 0]).distill.backward()
         grads.append(torch.cat([p.grad.flatten() for p in bb.model.parameters() if p.grad is not None]))
@@ -86,20 +110,20 @@ def test_grown_lr_channels_keep_prior_behaviour(name):
     bb = B.build(name, **(SMALL_DIT if name == "tiny-dit" else {}))
     x, t, _ = _inputs(bb)
     with torch.no_grad():
-        before = B.predict(bb, x, t)
-        B.grow_input_channels(bb, 3)
-        after = B.predict(bb, x, t, torch.randn_like(x))
-    assert bb.lr_channels == 3 and bb.model.config.in_channels == 6
+        before = bb.predict(x, t)
+        bb.grow_lr_channels()
+        after = bb.predict(x, t, torch.randn_like(x))
+    assert bb.lr_channels == 48 and bb.model.config.in_channels == 96
     assert torch.allclose(before, after, atol=1e-6)
     with pytest.raises(ValueError, match="LR"):
-        B.predict(bb, x, t)
+        bb.predict(x, t)
 
 
 @pytest.mark.parametrize("name", ["tiny-dit", "tiny-unet"])
 def test_one_training_step_on_cpu(name):
     bb = B.build(name, **(SMALL_DIT if name == "tiny-dit" else {}))
-    B.grow_input_channels(bb, 3)
-    heads = _heads(bb)
+    bb.grow_lr_channels()
+    heads = bb.make_heads()
     params = list(bb.model.parameters()) + (list(heads.parameters()) if heads else [])
     opt = torch.optim.AdamW(params, lr=1e-3)
     before = [p.detach().clone() for p in params]
@@ -112,47 +136,74 @@ def test_one_training_step_on_cpu(name):
     assert any(not torch.equal(a, b) for a, b in zip(before, params))
 
 
-def _tiny_vae():
-    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8),
-                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                         norm_num_groups=4, layers_per_block=1)
+def test_pixel_unshuffle_space_is_lossless_and_framer_sees_pixels():
+    space = PixelSpace(4)
+    x = torch.rand(2, 3, 64, 64)
+    z = space.encode(x)
+    assert z.shape == (2, 48, 16, 16) and torch.equal(space.decode(z), x)
+    layers = torch.stack([z, 2 * z])  # leading layer axes survive the spectral view
+    assert torch.equal(space.spectral(layers)[1], 2 * x)
 
 
-def test_sd35_loading_path_round_trip(tmp_path):
-    cfg = dict(B.SD35_MEDIUM, num_layers=2, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
-               joint_attention_dim=16, pooled_projection_dim=8, in_channels=4, out_channels=4, sample_size=8,
-               pos_embed_max_size=16, dual_attention_layers=(0,))
-    saved = B.build("sd35-medium", **cfg)
-    saved.model.save_pretrained(tmp_path / "transformer")
-    _tiny_vae().save_pretrained(tmp_path / "vae")
-    loaded = B.load("sd35-medium", str(tmp_path), lr_channels=4)
-    assert loaded.vae is not None and loaded.lr_channels == 4
-    x, t, _ = _inputs(saved, size=8)
-    with torch.no_grad():
-        ref = B.predict(saved, x, t)
-        assert torch.allclose(B.predict(loaded, x, t, torch.randn_like(x)), ref, atol=1e-5)
+@pytest.mark.parametrize("name", ["sd35-medium", "sd2-base"])
+def test_pipeline_folder_loads_with_its_vae_scheduler_and_text_encoders(tmp_path, name):
+    folder = make_pipeline(name, tmp_path / "pipe")
+    bb = B.load(name, folder, lr_channels=4, prompt_cache=tmp_path / "prompts")
+    assert bb.lr_channels == 4 and bb.space.downscale == 2 and bb.space.channels() == 4
+    assert bb.objective == (D.Objective("flow", shift=3.0) if name == "sd35-medium" else
+                            D.Objective("ddpm", 0.00085, 0.012, "scaled_linear"))
+    # the empty-prompt conditioning comes from the pipeline's text encoders, not zeros; cached on disk
+    ctx = bb.context["encoder_hidden_states"]
+    assert ctx.shape[0] == 1 and ctx.abs().sum() > 0 and list((tmp_path / "prompts").iterdir())
+    captions = B.prompt_context(bb.spec, folder, ["a cat", "a dog"], tmp_path / "prompts")
+    assert not torch.equal(captions["encoder_hidden_states"][0], captions["encoder_hidden_states"][1])
     images = torch.rand(1, 3, 16, 16) * 2 - 1
     with torch.no_grad():
-        z = B.to_model_space(loaded, images)
-        assert z.shape == (1, 4, 8, 8) and B.to_pixels(loaded, z).shape == images.shape
-    # a fine-tuned model with grown channels reloads with its LR channels recognised
-    loaded.model.save_pretrained(tmp_path / "ft")
-    again = B.load("sd35-medium", str(tmp_path / "ft"), with_vae=False)
-    assert again.lr_channels == 4
+        z = bb.to_model(images)
+        assert z.shape == (1, 4, 8, 8) and bb.to_pixels(z).shape == images.shape
+        x, t, lr = _inputs(bb, size=8)
+        assert bb.predict(x, t, lr).shape == x.shape
+    bb.model.save_pretrained(tmp_path / "ft")  # a fine-tuned model reloads with its LR channels recognised
+    again = B.load(name, tmp_path / "ft", with_vae=False)
+    assert again.lr_channels == 4 and again.context["encoder_hidden_states"].abs().sum() == 0  # no encoders: zeros
 
 
-def test_sd2_loading_path_round_trip(tmp_path):
-    cfg = dict(B.SD2_BASE, block_out_channels=(8, 16, 16, 16), cross_attention_dim=8, attention_head_dim=(2, 2, 2, 2),
-               norm_num_groups=4, layers_per_block=1, sample_size=8)
-    saved = B.build("sd2-base", **cfg)
-    saved.model.save_pretrained(tmp_path)  # bare model folder, no pipeline layout
-    loaded = B.load("sd2-base", str(tmp_path), with_vae=False)
-    x, t, _ = _inputs(saved, size=16)
-    with torch.no_grad():
-        assert torch.allclose(B.predict(loaded, x, t), B.predict(saved, x, t), atol=1e-5)
-    assert loaded.objective.schedule == "scaled_linear"
+def test_v_prediction_scheduler_gives_a_v_objective(tmp_path):
+    folder = make_pipeline("sd2-base", tmp_path / "pipe", text_encoders=False)
+    cfg_file = folder / "scheduler" / "scheduler_config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg_file.write_text(json.dumps({**cfg, "prediction_type": "v_prediction"}))
+    bb = B.load("sd2-base", folder)
+    assert bb.objective.prediction == "v"
+    x0, noise, t = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor([100.0, 900.0])
+    x_t = D.add_noise(bb.objective, x0, noise, t)
+    assert torch.allclose(D.to_x0(bb.objective, D.target(bb.objective, x0, noise, t), x_t, t), x0, atol=1e-5)
 
 
-def test_unknown_names_are_clear():
+@pytest.mark.parametrize("name,students,latent", [("sd35-medium", 23, 16), ("sd2-base", 9, 4)])
+def test_real_configs_on_the_meta_device(name, students, latent):
+    # the real SD3.5-medium and SD2-base shapes: LR channels, lens outputs and student count, no memory allocated
+    bb = B.build(name, device="meta")
+    bb.grow_lr_channels(latent)
+    assert bb.lr_channels == latent and bb.model.config.in_channels == 2 * latent
+    assert B.spec(name).adapter.get_input_conv(bb.model).weight.is_meta
+    heads = bb.make_heads()
+    heads = heads.to("meta") if heads is not None else None
+    x = torch.zeros(1, latent, 64, 64, device="meta")
+    bb.context = {k: torch.zeros(v.shape, device="meta") for k, v in bb.context.items()}
+    with torch.no_grad(), bb.lens(heads) as tp:
+        out = bb.predict(x, torch.full((1,), 500.0, device="meta"), torch.zeros_like(x))
+        per_layer = tp.predictions()
+    assert out.shape == x.shape and per_layer.shape == (students + (name == "sd35-medium"), 1, latent, 64, 64)
+    assert bb.num_students == students
+
+
+def test_unknown_names_and_folders_are_clear(tmp_path):
     with pytest.raises(KeyError, match="tiny-dit"):
         B.build("sd9")
+    with pytest.raises(FileNotFoundError, match="no such"):
+        B.load("sd2-base", tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a diffusers pipeline"):
+        B.load("sd2-base", tmp_path / "empty")
+    assert SD3.family == "sd3" and UNET.family == "unet"

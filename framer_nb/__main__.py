@@ -1,4 +1,8 @@
-"""Command line: python -m framer_nb {train,evaluate,observe,reproduce} ... (batch use without Jupyter)."""
+"""Command line: python -m framer_nb {train,evaluate,observe,pretrain,reproduce} ... (batch use without Jupyter).
+
+A user error (bad argument, missing or unreadable file, locked run) prints one line and exits with 2;
+`--debug` shows the traceback instead. A non-finite training loss exits with 3.
+"""
 
 from __future__ import annotations
 
@@ -15,38 +19,52 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default=None, help="tiny-dit | tiny-unet | sd35-medium | sd2-base "
                                                     "(default: the profile's first backbone)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's seeds)")
-    p.add_argument("--runs", default="runs", help="folder of training runs and cached priors (default runs/)")
+    p.add_argument("--runs", default="runs", help="folder of training runs (default runs/)")
+    p.add_argument("--pretrained", default=None,
+                   help="a diffusers pipeline folder (or bare model folder) to fine-tune instead of the shipped prior")
+    p.add_argument("--image-size", type=int, default=None, help="HR crop side in pixels (default: profile)")
+    p.add_argument("--degradation", default=None,
+                   help="bicubic, a preset in data/degradations/ (light, realesrgan_x4plus) or a YAML path")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m framer_nb", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m framer_nb", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="pretrain the prior (cached) and fine-tune SR variants")
+    t = sub.add_parser("train", help="fine-tune SR variants from the shipped prior or a pipeline")
     _add_common(t)
     t.add_argument("--variant", default="framer", help="variant name, comma list, or 'all' (see --list-variants)")
     t.add_argument("--list-variants", action="store_true", help="print the variants and their switches, then exit")
     t.add_argument("--steps", type=int, default=None, help="SR fine-tuning steps (default: profile)")
-    t.add_argument("--prior-steps", type=int, default=None, help="prior pretraining steps (default: profile)")
+    t.add_argument("--prior", default=None, choices=["shipped", "train", "none"],
+                   help="start from the shipped prior, a prior pretrained here (--prior-steps), or random weights")
+    t.add_argument("--prior-steps", type=int, default=None, help="steps of a prior pretrained here (--prior train)")
     t.add_argument("--batch-size", type=int, default=None, help="batch size per process (default: profile)")
     t.add_argument("--lr", type=float, default=None, help="SR learning rate (default: profile)")
     t.add_argument("--lr-schedule", default=None, choices=["constant", "cosine"],
                    help="LR after the 20-step warm-up: constant, or cosine decay to 0 (default: profile)")
     t.add_argument("--ema-decay", type=float, default=None,
                    help="save an exponential moving average of the weights with this decay, e.g. 0.99 (default: profile)")
-    t.add_argument("--degradation", default=None, help="preset name in data/degradations/ or a YAML path")
     t.add_argument("--hr-folder", default=None, help="train on your own HR images instead of the embedded default")
+    t.add_argument("--captions", default=None, help="JSON {image stem: caption} for per-image prompts (pipelines)")
     t.add_argument("--mixed-precision", default=None, choices=["no", "fp16", "bf16"], help="accelerate precision")
     t.add_argument("--grad-accum", type=int, default=None, help="gradient accumulation steps")
     t.add_argument("--grad-checkpointing", action="store_true", help="gradient checkpointing (real backbones)")
+    t.add_argument("--num-workers", type=int, default=None, help="data-loading processes (default 0)")
     t.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
     t.add_argument("--stop-after", type=int, default=None, help="stop (checkpointed) after this step; resume later")
 
-    e = sub.add_parser("evaluate", help="super-resolve the test set with trained runs and score them")
+    e = sub.add_parser("evaluate", help="super-resolve a test set with trained runs and score them")
     _add_common(e)
+    e.add_argument("--run", default=None, help="run folder(s) to evaluate, comma list (instead of the training options)")
     e.add_argument("--variant", default="baseline,framer", help="variant name, comma list, or 'all'")
-    e.add_argument("--results", default=None, help="results folder (default build/<profile>/results)")
-    e.add_argument("--protocol", default="framer", help="metric protocol: framer | osediff")
+    e.add_argument("--steps", type=int, default=None, help="SR fine-tuning steps of the runs (default: profile)")
+    e.add_argument("--sample-steps", type=int, default=None, help="sampler steps (default: profile; 1 = posterior mean)")
+    e.add_argument("--results", default=None, help="bicubic reference folder (default build/<profile>/results)")
+    e.add_argument("--protocol", default="offline", help="metric protocol: offline | framer | osediff")
+    e.add_argument("--hr-folder", default=None, help="the runs were trained with this --hr-folder")
     e.add_argument("--lr-folder", default=None, help="paired test LR folder (e.g. RealSR); needs --hr-test-folder")
     e.add_argument("--hr-test-folder", default=None, help="paired test HR folder matched to --lr-folder by stem")
 
@@ -54,31 +72,83 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(o)
     o.add_argument("--out", default=None, help="output folder (default build/<profile>/results/observe)")
 
+    pr = sub.add_parser("pretrain", help="pretrain a tiny backbone's prior and write data/priors/<backbone>")
+    pr.add_argument("--backbone", default="tiny-dit", help="tiny-dit | tiny-unet")
+    pr.add_argument("--steps", type=int, default=None, help="training steps")
+    pr.add_argument("--minutes", type=float, default=None, help="or: as many steps as fit in this many minutes here")
+    pr.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    pr.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay, default 1e-3)")
+    pr.add_argument("--out", default=None, help="output folder (default data/priors/<backbone>)")
+    pr.add_argument("--runs", default="runs", help="where the resumable pretraining run lives (default runs/)")
+    pr.add_argument("--eval-every", type=int, default=500, help="held-out objective every N steps (default 500)")
+    pr.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
+    pr.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
     r = sub.add_parser("reproduce", help="run every notebook in order with papermill (figures, tables)")
     r.add_argument("--profile", default="small", help="smoke | small | gpu | paper")
     r.add_argument("--build", default="build", help="folder for executed notebooks and results")
     r.add_argument("--figures", default=None, help="figures folder (default figures/ for small, else build/<p>/figures)")
     r.add_argument("--only", default=None, help="comma list of notebook name prefixes to run (e.g. 01,02)")
+    r.add_argument("--pretrained", default=None, help="a pipeline folder for every notebook (the paper profile)")
+    r.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return ap
+
+
+class UserError(Exception):
+    """A problem with the user's arguments or files: one line, no traceback."""
 
 
 def _variants(arg: str) -> list[str]:
     from .config import VARIANTS
-    return list(VARIANTS) if arg == "all" else [v.strip() for v in arg.split(",") if v.strip()]
+    names = list(VARIANTS) if arg == "all" else [v.strip() for v in arg.split(",") if v.strip()]
+    if not names:
+        raise UserError(f"--variant {arg!r} names no variant; known: {', '.join(VARIANTS)}")
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise UserError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    return names
+
+
+def _positive(args, *names: str) -> None:
+    for n in names:
+        v = getattr(args, n, None)
+        if v is not None and v < 1:
+            raise UserError(f"--{n.replace('_', '-')} must be >= 1, got {v}")
 
 
 def _train_configs(args):
     from .config import profile, with_overrides
     p = profile(args.profile)
+    _positive(args, "steps", "prior_steps", "batch_size", "grad_accum", "image_size", "stop_after")
+    if getattr(args, "stop_after", None) is not None and args.stop_after < 1:
+        raise UserError(f"--stop-after must be >= 1, got {args.stop_after}")
     backbone = args.backbone or p.backbones[0]
     seeds = [args.seed] if args.seed is not None else list(p.seeds)
     over = dict(backbone=backbone, sr_steps=getattr(args, "steps", None), prior_steps=getattr(args, "prior_steps", None),
                 batch_size=getattr(args, "batch_size", None), lr=getattr(args, "lr", None),
-                degradation=getattr(args, "degradation", None), mixed_precision=getattr(args, "mixed_precision", None),
+                degradation=args.degradation, mixed_precision=getattr(args, "mixed_precision", None),
                 grad_accum=getattr(args, "grad_accum", None), lr_schedule=getattr(args, "lr_schedule", None),
-                ema_decay=getattr(args, "ema_decay", None),
+                ema_decay=getattr(args, "ema_decay", None), prior=getattr(args, "prior", None),
+                pretrained=str(Path(args.pretrained).resolve()) if args.pretrained else None,
+                image_size=args.image_size, captions=getattr(args, "captions", None),
+                num_workers=getattr(args, "num_workers", None),
                 grad_checkpointing=True if getattr(args, "grad_checkpointing", False) else None)
-    return p, [with_overrides(p.train, **over, seed=s) for s in seeds]
+    if args.pretrained and not Path(args.pretrained).exists():
+        raise UserError(f"--pretrained {args.pretrained}: no such folder")
+    if args.degradation:
+        from .degrade import load_preset
+        load_preset(args.degradation)
+    try:
+        return p, [with_overrides(p.train, **over, seed=s) for s in seeds]
+    except ValueError as e:
+        raise UserError(str(e)) from e
+
+
+def _source(args, cfg):
+    if not getattr(args, "hr_folder", None):
+        return None
+    from .train import folder_source
+    return folder_source(args.hr_folder, cfg.image_size)
 
 
 def cmd_train(args) -> int:
@@ -88,60 +158,77 @@ def cmd_train(args) -> int:
         for name, cfg in VARIANTS.items():
             print(f"{name:16s} {cfg}")
         return 0
+    variants = _variants(args.variant)
     _, cfgs = _train_configs(args)
-    hr = None
-    if args.hr_folder:
-        from .data import hr_folder
-        hr = hr_folder(args.hr_folder, cfgs[0].image_size)
-    for cfg in cfgs:
-        for v in _variants(args.variant):
-            run = train_sr(cfg, v, args.runs, resume=not args.no_resume, stop_after=args.stop_after, hr_images=hr)
-            print(f"{v} seed {cfg.seed}: {run}")
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()  # under accelerate launch / torchrun: leave no gloo/NCCL threads behind
+    source = _source(args, cfgs[0])
+    try:
+        for cfg in cfgs:
+            for v in variants:
+                run = train_sr(cfg, v, args.runs, resume=not args.no_resume, stop_after=args.stop_after,
+                               source=source)
+                state = "done" if run.done else f"stopped after step {args.stop_after} (resume with the same command)"
+                print(f"{v} seed {cfg.seed}: {run.path} ({state})")
+    finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()  # under accelerate launch / torchrun: leave no gloo/NCCL threads behind
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    import torch
-
     from . import evaluate as E
-    from .degrade import bicubic_up
-    from .pipeline import RunSpec, eval_dir
-    from .train import load_trained, sr_dir
+    from .pipeline import RunSpec
+    from .train import load_trained
+    if bool(args.lr_folder) != bool(args.hr_test_folder):
+        raise UserError("--lr-folder and --hr-test-folder go together: give both (a paired test set) or neither "
+                        "(the built-in test set)")
+    _positive(args, "sample_steps")
     p, cfgs = _train_configs(args)
     results = Path(args.results or f"build/{p.name}/results")
     if args.lr_folder:
-        from .data import paired_folders
-        pairs = paired_folders(args.lr_folder, args.hr_test_folder, cfgs[0].scale)
-        lr = torch.stack([q.lr for q in pairs])
-        test = {"names": [q.name for q in pairs], "hr": torch.stack([q.hr for q in pairs]), "lr": lr,
-                "lr_up": bicubic_up(lr, cfgs[0].scale)}
+        test = E.folder_test_set(args.lr_folder, args.hr_test_folder, cfgs[0].scale)
     else:
         test = E.make_test_set(p.n_test, p.test_size, cfgs[0].degradation, cfgs[0].scale)
-    E.evaluate_bicubic(test, results / "eval" / "bicubic", args.protocol)
-    for cfg in cfgs:
-        for v in _variants(args.variant):
-            run = sr_dir(cfg, v, args.runs)
-            if not (run / "done.json").exists():
-                print(f"{run}: not trained yet; run `python -m framer_nb train --variant {v}` first", file=sys.stderr)
-                return 2
-            bb, _ = load_trained(run, cfg.backbone)
-            spec = RunSpec(cfg.backbone, v, cfg.seed, cfg)
-            df = E.evaluate_run(bb, test, eval_dir(results, spec), spec.label, cfg.sample_steps, cfg.seed,
-                                cfg.image_size, args.protocol)
-            print(f"{cfg.backbone} {v} seed {cfg.seed}: " +
-                  ", ".join(f"{k}={x:.3f}" for k, x in df.mean(numeric_only=True).items() if k != "seed"))
+    E.evaluate_bicubic(test, results / "bicubic" / args.protocol, args.protocol)
+    for run, cfg, v in _runs_to_evaluate(args, cfgs):
+        if not run.done:
+            raise UserError(f"{run.path}: not trained yet; run `python -m framer_nb train --variant {v}` "
+                            "with the same options first")
+        bb, _ = load_trained(run, cfg.backbone)
+        steps = args.sample_steps or cfg.sample_steps
+        out = run.eval_dir(f"{test.key}-{args.protocol}", steps)
+        df = E.evaluate_run(bb, test, out, RunSpec(cfg.backbone, v, cfg.seed, cfg).label, steps, cfg.seed,
+                            cfg.image_size, args.protocol)
+        means = df.mean(numeric_only=True).drop(labels=["seed"], errors="ignore")
+        print(f"{cfg.backbone} {v} seed {cfg.seed} on {test.key}: " +
+              ", ".join(f"{k}={x:.3f}" for k, x in means.items()) + f"  ({out})")
     return 0
+
+
+def _runs_to_evaluate(args, cfgs):
+    """(run, its TrainConfig, variant) from --run folders, or from the training options."""
+    from .config import TrainConfig
+    from .runs import Run
+    from .train import sr_run
+    if args.run:
+        out = []
+        for folder in (f.strip() for f in args.run.split(",") if f.strip()):
+            run = Run(Path(folder))
+            info = run.info()
+            cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["config"].items()})
+            out.append((run, cfg, info.get("variant", "?")))
+        return out
+    source = _source(args, cfgs[0])
+    return [(sr_run(cfg, v, args.runs, source), cfg, v) for cfg in cfgs for v in _variants(args.variant)]
 
 
 def cmd_observe(args) -> int:
     import json
 
     from . import observe as O
-    from .config import profile
-    p = profile(args.profile)
+    from .config import with_overrides
+    p, cfgs = _train_configs(args)
+    p = type(p)(**{**p.__dict__, "train": with_overrides(cfgs[0], seed=p.train.seed)})
     out = Path(args.out or f"build/{p.name}/results/observe")
     prov = {"profile": p.name, "command": "observe"}
     images = O.observation_images(p)
@@ -149,21 +236,54 @@ def cmd_observe(args) -> int:
     priors = O.load_priors(p, args.runs)
     small = O.observation_images(p, size=p.train.image_size)
     print(O.save_csv(O.observe_models(priors, small), out / "layer_similarity.csv", **prov))
-    cross = {b: O.cross_sample(bb, h, small) for b, (bb, h) in priors.items()}
+    cross = {b: O.cross_sample(bb, small) for b, bb in priors.items()}
     (out / "cross_sample.json").write_text(json.dumps(cross))
     print(out / "cross_sample.json")
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    from .backbones import spec
+    from .priors import pretrain
+    if spec(args.backbone).latent:
+        raise UserError(f"{args.backbone} is a real pipeline: load its weights with --pretrained instead")
+    if (args.steps is None) == (args.minutes is None):
+        raise UserError("give exactly one of --steps and --minutes")
+    _positive(args, "steps", "batch_size", "eval_every")
+    card = pretrain(args.backbone, args.out, args.steps, args.minutes, args.batch_size, args.lr, args.runs,
+                    args.eval_every, args.num_workers, command=" ".join(["python -m framer_nb", *sys.argv[1:]]))
+    print(f"{args.backbone}: {card['steps']} steps in {card['wall_s']} s; held-out objective "
+          f"{card['heldout_curve'][0]['heldout_objective']} -> {card['heldout_curve'][-1]['heldout_objective']}")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     from .notebooks import run_all
-    return run_all(args.profile, Path(args.build), args.figures, args.only)
+    return run_all(args.profile, Path(args.build), args.figures, args.only, pretrained=args.pretrained)
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "observe": cmd_observe, "pretrain": cmd_pretrain,
+            "reproduce": cmd_reproduce}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return {"train": cmd_train, "evaluate": cmd_evaluate, "observe": cmd_observe,
-            "reproduce": cmd_reproduce}[args.command](args)
+    from .data import ImageLoadError
+    from .runs import RunLockedError
+    from .train import NonFiniteLossError
+    try:
+        return COMMANDS[args.command](args)
+    except NonFiniteLossError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except (UserError, ImageLoadError, RunLockedError, FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+        if args.debug:
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"error: {msg} (--debug for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -60,6 +60,11 @@ VARIANTS: dict[str, FramerConfig] = {
 }
 
 
+# Variants identical to another by construction: InterCL without in-batch negatives is IntraCL, so
+# `no-inbatch-neg` puts IntraCL on both bands exactly as `intra-both` does. Trained once, reported under both.
+ALIASES: dict[str, str] = {"no-inbatch-neg": "intra-both"}
+
+
 def variant(name: str) -> FramerConfig:
     """The FramerConfig of a named variant."""
     if name not in VARIANTS:
@@ -68,6 +73,7 @@ def variant(name: str) -> FramerConfig:
 
 
 LR_SCHEDULES = ("constant", "cosine")
+PRIOR_SOURCES = ("shipped", "train", "none")
 
 
 @dataclass(frozen=True)
@@ -75,15 +81,19 @@ class TrainConfig:
     """One training run: backbone, data, optimisation, logging."""
 
     backbone: str = "tiny-dit"
-    image_size: int = 32  # HR crop side in pixels (model space for tiny backbones)
+    image_size: int = 64  # HR crop side in pixels (tiny models: 16 LR pixels of context)
     scale: int = 4  # SR factor
-    degradation: str = "tiny"  # preset in data/degradations/
-    target: str = "residual"  # residual: diffuse HR - bicubic(LR) (SRDiff-style) | image: diffuse HR itself
-    residual_scale: float = 1.0  # residual target only: x0 = scale * (HR - bicubic(LR)) (SRDiff-style normalisation)
+    degradation: str = "bicubic"  # bicubic (classic x4) | a preset in data/degradations/ (light, realesrgan_x4plus)
+    target: str = "residual"  # residual: diffuse HR - upsampled LR (SRDiff-style) | image: diffuse HR itself
+    residual_scale: float = 1.0  # residual target only: x0 = scale * (HR - LR) in model space
     loss_space: str = "x0"  # x0: clean-signal MSE (released code's preconditioning) | native: plain v / eps MSE
     batch_size: int = 16
-    prior_steps: int = 400  # stage 1: unconditional denoiser
-    sr_steps: int = 200  # stage 2: SR fine-tuning
+    prior: str = "shipped"  # shipped: fine-tune data/priors/<backbone> | train: pretrain here | none: from scratch
+    pretrained: str | None = None  # a diffusers pipeline or model folder to fine-tune (overrides `prior`)
+    prior_steps: int = 400  # prior="train": stage-1 steps of the unconditional denoiser
+    prior_batch_size: int = 64  # prior="train": its batch size
+    prior_ema_decay: float = 0.999  # prior="train": its EMA decay
+    sr_steps: int = 600  # stage 2: SR fine-tuning
     lr: float = 1e-3
     prior_lr: float = 1e-3
     lr_schedule: str = "cosine"  # after the 20-step warm-up: constant | cosine (decays to 0 at the last step)
@@ -98,13 +108,40 @@ class TrainConfig:
     grad_accum: int = 1
     grad_checkpointing: bool = False
     sample_steps: int = 10  # sampler steps at evaluation
-    photo_share: float = 1.0  # SR stage: share of each batch drawn from shipped photos (rest: dead leaves)
-    prior_photo_share: float = 0.5  # prior stage: the same share
+    crop_scale: tuple[float, float] = (0.25, 0.75)  # training crops come from the photos downscaled by s in range
+    captions: str | None = None  # JSON file {image stem: caption} for per-image prompts (pipelines with text encoders)
+    num_workers: int = 0  # data-loading processes (0: in the training process); results do not depend on it
+
+    def key(self) -> dict:
+        """The fields that change what is trained (logging, checkpoint and loader settings do not)."""
+        skip = ("log_every", "diag_every", "ckpt_every", "num_workers")
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def __post_init__(self) -> None:
         _check_choice(self, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_choice(self, "prior", self.prior, PRIOR_SOURCES)
+        _check_choice(self, "target", self.target, ("residual", "image"))
+        _check_choice(self, "loss_space", self.loss_space, ("x0", "native"))
+        _check_choice(self, "mixed_precision", self.mixed_precision, ("no", "fp16", "bf16"))
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"TrainConfig.ema_decay must lie in [0, 1), got {self.ema_decay}")
+        for name in ("image_size", "scale", "batch_size", "sr_steps", "grad_accum", "log_every", "diag_every",
+                     "ckpt_every", "sample_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.prior_steps < 0 or (self.prior == "train" and self.prior_steps < 1):
+            raise ValueError(f"TrainConfig.prior_steps must be >= 1 to train a prior, got {self.prior_steps}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"TrainConfig.seed must lie in [0, 2**63), got {self.seed}")
+        if self.image_size % self.scale:
+            raise ValueError(f"TrainConfig.image_size={self.image_size} is not divisible by scale={self.scale}")
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"TrainConfig.crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
+        if self.num_workers < 0:
+            raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
+        if self.lr <= 0 or self.prior_lr <= 0:
+            raise ValueError(f"TrainConfig learning rates must be > 0, got lr={self.lr}, prior_lr={self.prior_lr}")
 
 
 @dataclass(frozen=True)
@@ -114,40 +151,37 @@ class Profile:
     name: str
     train: TrainConfig
     backbones: tuple[str, ...] = ("tiny-dit", "tiny-unet")
-    seeds: tuple[int, ...] = (0, 1, 2)
-    main_variants: tuple[str, ...] = ("baseline", "framer")  # every backbone, every seed
+    seeds: tuple[int, ...] = (0, 1, 2)  # every run of every table
+    main_variants: tuple[str, ...] = ("baseline", "framer")  # every backbone
     ablations: tuple[str, ...] = tuple(VARIANTS)  # first backbone only
-    ablation_seeds: tuple[int, ...] = (0, 1)
-    n_test: int = 8  # held-out test images
-    test_size: int = 96  # HR side of the test crops (NIQE needs >= 96)
+    n_test: int = 8  # held-out test crops
+    test_size: int = 128  # HR side of the test crops (NIQE is stable from 128 px)
     n_observe: int = 16  # images for the observation statistics
-    observe_size: int = 64
-    extra: dict = field(default_factory=dict)
+    observe_size: int = 128
+    second_task: str | None = "light"  # a second degradation for the main table (None: skip)
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        train=TrainConfig(image_size=32, batch_size=4, prior_steps=6, sr_steps=4, log_every=1,
-                          diag_every=2, ckpt_every=2, sample_steps=2),
-        seeds=(0,), ablation_seeds=(0,),
-        ablations=("l2", "framer-radial", "faw-only"),
-        n_test=2, test_size=64, n_observe=4, observe_size=32,
+        train=TrainConfig(image_size=64, batch_size=4, sr_steps=4, log_every=1, diag_every=2, ckpt_every=2,
+                          sample_steps=2),
+        seeds=(0,), ablations=("l2", "framer-radial", "faw-only"),
+        n_test=2, test_size=96, n_observe=8, observe_size=64, second_task=None,
     ),
-    "small": Profile(name="small", train=TrainConfig(), seeds=(0, 1, 2)),
+    "small": Profile(name="small", train=TrainConfig()),
     "gpu": Profile(
         name="gpu",
-        train=TrainConfig(image_size=64, batch_size=64, prior_steps=3000, sr_steps=1500,
-                          mixed_precision="bf16", sample_steps=30),
-        ablation_seeds=(0, 1, 2), n_test=24, test_size=128, n_observe=64, observe_size=128,
+        train=TrainConfig(batch_size=64, sr_steps=3000, mixed_precision="bf16", sample_steps=30),
+        n_test=24, n_observe=64, observe_size=128,
     ),
     "paper": Profile(
         name="paper",
-        train=TrainConfig(backbone="sd35-medium", image_size=512, batch_size=32, prior_steps=0,
-                          sr_steps=20000, lr=5e-5, mixed_precision="fp16", degradation="realesrgan_x4plus",
-                          grad_checkpointing=True, sample_steps=40, ckpt_every=10000, target="image",
-                          lr_schedule="constant", ema_decay=0.0),
-        backbones=("sd35-medium", "sd2-base"), seeds=(0,), ablation_seeds=(0,), n_test=100, test_size=512,
+        train=TrainConfig(backbone="sd35-medium", image_size=512, batch_size=32, prior="none", sr_steps=20000,
+                          lr=5e-5, mixed_precision="fp16", degradation="realesrgan_x4plus", grad_checkpointing=True,
+                          sample_steps=40, ckpt_every=10000, target="image", lr_schedule="constant", ema_decay=0.0,
+                          crop_scale=(1.0, 1.0)),
+        backbones=("sd35-medium", "sd2-base"), seeds=(0,), n_test=100, test_size=512, second_task=None,
     ),
 }
 

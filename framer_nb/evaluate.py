@@ -1,13 +1,15 @@
-"""Super-resolve a test set with a trained model, score it, and write per-image and per-set CSVs.
+"""Super-resolve a test set with a trained model, score it, and write per-image and per-set files.
 
-Sampling starts from pure noise with the backbone's own sampler (Euler or DDIM) and never touches
-FRAMER code. Images larger than the training crop are processed in overlapping tiles at every step,
-as the authors do for SD3.5 latents (tiles with overlap).
+Sampling starts from pure noise with the backbone's own sampler (Euler or DDIM) and never touches FRAMER
+code. The model works in tiles of its training crop (in model space) that overlap and are averaged at every
+step, as the authors do for SD3.5 latents; images of different sizes are processed in groups of one size.
+Scores live in the run's folder, keyed by the test set's content fingerprint and the sampler step count.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -16,11 +18,48 @@ from PIL import Image
 from torch import Tensor
 
 from . import diffusion as D
-from .backbones import Backbone, predict, sr_image
-from .data import test_images
+from .backbones import Backbone
+from .data import fingerprint, test_images
 from .degrade import bicubic_up, degrade, load_preset
 from .metrics import evaluate_images
 from .provenance import provenance, write_sidecar
+from .spaces import PixelSpace
+
+
+@dataclass
+class TestSet:
+    """Paired HR and LR images (lists: sizes may differ), with a key that changes when any pixel does."""
+
+    names: list[str]
+    hr: list[Tensor]  # [3, H, W] in [0, 1]
+    lr: list[Tensor]  # [3, H / scale, W / scale]
+    scale: int
+    description: str
+
+    @property
+    def key(self) -> str:
+        return "test-" + fingerprint(self.hr + self.lr, f"{self.description}|{self.names}")[:12]
+
+    def lr_up(self) -> list[Tensor]:
+        return [bicubic_up(x[None], self.scale)[0] for x in self.lr]
+
+
+def make_test_set(n: int, size: int, degradation: str, scale: int = 4, seed: int = 1234,
+                  split: str = "test") -> TestSet:
+    """The fixed held-out set: crops of the split's photos, one seeded degradation per image."""
+    items = test_images(n, size, seed, split)
+    preset = load_preset(degradation)
+    lr = [degrade(img[None], preset, torch.Generator().manual_seed(seed + i))[0] for i, (_, img) in enumerate(items)]
+    return TestSet([name for name, _ in items], [img for _, img in items], lr, scale,
+                   f"builtin:{split} n={n} size={size} degradation={degradation} x{scale} seed={seed}")
+
+
+def folder_test_set(lr_folder: str | Path, hr_folder: str | Path, scale: int = 4) -> TestSet:
+    """A paired LR/HR test set from folders (RealSR, DRealSR layout), matched by file stem."""
+    from .data import paired_folders
+    pairs = paired_folders(lr_folder, hr_folder, scale)
+    return TestSet([p.name for p in pairs], [p.hr for p in pairs], [p.lr for p in pairs], scale,
+                   f"folders:{Path(lr_folder).resolve()}|{Path(hr_folder).resolve()}")
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -54,40 +93,51 @@ def tiled(fn, tile: int, overlap: int):
 
 
 @torch.no_grad()
-def super_resolve(bb: Backbone, lr_up: Tensor, steps: int, seed: int, tile: int, overlap: int = 8,
+def super_resolve(bb: Backbone, lr_up: Tensor, steps: int, seed: int, tile: int, overlap: int | None = None,
                   batch: int = 8) -> Tensor:
-    """SR images in [0, 1] from bicubic-upsampled LR in [0, 1], seeded, in batches."""
+    """SR images in [0, 1] from upsampled LR [N, 3, H, W] in [0, 1] (one size), seeded, in batches.
+
+    `tile` and `overlap` are in pixels (the training crop and half of it by default)."""
     bb.model.eval()
-    fn = tiled(lambda x, t, lr: predict(bb, x, t, lr), tile, overlap)
+    down = bb.space.downscale
+    overlap = tile // 2 if overlap is None else overlap
+    fn = tiled(lambda x, t, lr: bb.predict(x, t, lr), tile // down, overlap // down)
+    device = next(bb.model.parameters()).device
+    pixel = isinstance(bb.space, PixelSpace)
+    clip = (2.0 * bb.residual_scale if bb.residual else 1.0) if pixel else None
     outs = []
     for i in range(0, lr_up.shape[0], batch):
-        cond = lr_up[i:i + batch] * 2 - 1
+        cond = bb.to_model(lr_up[i:i + batch].to(device) * 2 - 1)
         g = torch.Generator().manual_seed(seed * 100_003 + i)
-        x = D.sample(bb.objective, lambda x, t, c=cond: fn(x, t, c), (cond.shape[0], bb.out_channels, *cond.shape[-2:]),
-                     steps, g, clip=2.0 * bb.residual_scale if bb.residual else 1.0)
-        outs.append((sr_image(x, cond, bb.residual_scale) + 1).div(2).clamp(0, 1))
+        x = D.sample(bb.objective, lambda x, t, c=cond: fn(x, t, c), (cond.shape[0], bb.out_channels,
+                                                                        *cond.shape[-2:]), steps, g, device, clip)
+        outs.append((bb.to_pixels(bb.sr_image(x, cond)) + 1).div(2).clamp(0, 1).cpu())
     return torch.cat(outs)
 
 
-def make_test_set(n: int, size: int, degradation: str, scale: int = 4, seed: int = 1234) -> dict:
-    """The fixed held-out test set: names, HR, LR and bicubic-up LR, with one seeded degradation per image."""
-    items = test_images(n, size, seed)
-    hr = torch.stack([img for _, img in items])
-    preset = load_preset(degradation)
-    lr = torch.cat([degrade(h[None], preset, torch.Generator().manual_seed(seed + i)) for i, h in enumerate(hr)])
-    return {"names": [name for name, _ in items], "hr": hr, "lr": lr, "lr_up": bicubic_up(lr, scale)}
+def super_resolve_set(bb: Backbone, test: TestSet, steps: int, seed: int, tile: int) -> list[Tensor]:
+    """SR of every image of a test set, grouping images of equal size into batches."""
+    ups = test.lr_up()
+    out: list[Tensor | None] = [None] * len(ups)
+    for size in sorted({tuple(u.shape) for u in ups}):
+        idx = [i for i, u in enumerate(ups) if tuple(u.shape) == size]
+        sr = super_resolve(bb, torch.stack([ups[i] for i in idx]), steps, seed, tile)
+        for i, s in zip(idx, sr):
+            out[i] = s
+    return out
 
 
-def score_table(names: list[str], sr: Tensor, hr: Tensor, protocol: str) -> tuple[pd.DataFrame, dict]:
+def score_table(names: list[str], sr: list[Tensor], hr: list[Tensor], protocol: str) -> tuple[pd.DataFrame, dict]:
     """Per-image scores as a DataFrame (n/a columns empty) and the reasons for n/a metrics."""
-    values, reasons = evaluate_images(sr, hr, protocol)
-    df = pd.DataFrame({"image": names})
-    for k, v in values.items():
-        df[k] = v.numpy() if v is not None else float("nan")
-    return df, reasons
+    rows, reasons = [], {}
+    for name, s, h in zip(names, sr, hr):
+        values, why = evaluate_images(s[None], h[None], protocol)
+        reasons.update(why)
+        rows.append({"image": name, **{k: (float(v[0]) if v is not None else float("nan")) for k, v in values.items()}})
+    return pd.DataFrame(rows), reasons
 
 
-def save_crops(out: Path, names: list[str], images: dict[str, Tensor], limit: int = 4) -> None:
+def save_crops(out: Path, names: list[str], images: dict[str, list[Tensor]], limit: int = 4) -> None:
     """PNG of each method's output for the first few test images (qualitative figures)."""
     out.mkdir(parents=True, exist_ok=True)
     for method, batch in images.items():
@@ -96,32 +146,35 @@ def save_crops(out: Path, names: list[str], images: dict[str, Tensor], limit: in
             Image.fromarray(arr).save(out / f"{name}__{method}.png")
 
 
-def evaluate_run(bb: Backbone, test: dict, out_dir: str | Path, label: dict, steps: int, seed: int, tile: int,
-                 protocol: str = "framer") -> pd.DataFrame:
+def evaluate_run(bb: Backbone, test: TestSet, out_dir: str | Path, label: dict, steps: int, seed: int, tile: int,
+                 protocol: str = "offline") -> pd.DataFrame:
     """Super-resolve and score the test set; write per_image.csv, summary.json and crops with provenance."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sr = super_resolve(bb, test["lr_up"], steps, seed, tile)
-    df, reasons = score_table(test["names"], sr, test["hr"], protocol)
-    for k, v in label.items():
+    sr = super_resolve_set(bb, test, steps, seed, tile)
+    df, reasons = score_table(test.names, sr, test.hr, protocol)
+    for k, v in reversed(label.items()):
         df.insert(0, k, v)
     df.to_csv(out / "per_image.csv", index=False)
-    info = dict(label=label, protocol=protocol, steps=steps, sampler_seed=seed, tile=tile, na_reasons=reasons)
+    info = dict(label=label, protocol=protocol, steps=steps, sampler_seed=seed, tile=tile, na_reasons=reasons,
+                test_set=test.description, test_key=test.key)
     write_sidecar(out / "per_image.csv", **info)
-    summary = provenance(**info, mean=df.select_dtypes("number").mean().to_dict())
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    save_crops(out / "crops", test["names"], {"sr": sr})
+    save_crops(out / "crops", test.names, {"sr": sr})
     torch.save(sr, out / "sr.pt")
+    summary = provenance(**info, mean=df.select_dtypes("number").mean().to_dict())
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))  # written last: the scores exist
     return df
 
 
-def evaluate_bicubic(test: dict, out_dir: str | Path, protocol: str = "framer") -> pd.DataFrame:
-    """The bicubic-upsampling reference row, written like a model's results."""
-    out = Path(out_dir)
+def evaluate_bicubic(test: TestSet, out_dir: str | Path, protocol: str = "offline") -> pd.DataFrame:
+    """The bicubic-upsampling reference row, written like a model's results (into out_dir/<test key>)."""
+    out = Path(out_dir) / test.key
     out.mkdir(parents=True, exist_ok=True)
-    df, reasons = score_table(test["names"], test["lr_up"], test["hr"], protocol)
+    ups = test.lr_up()
+    df, reasons = score_table(test.names, ups, test.hr, protocol)
     df.insert(0, "method", "bicubic")
     df.to_csv(out / "per_image.csv", index=False)
-    write_sidecar(out / "per_image.csv", label={"method": "bicubic"}, protocol=protocol, na_reasons=reasons)
-    save_crops(out / "crops", test["names"], {"lr_up": test["lr_up"], "hr": test["hr"]})
+    write_sidecar(out / "per_image.csv", label={"method": "bicubic"}, protocol=protocol, na_reasons=reasons,
+                  test_set=test.description, test_key=test.key)
+    save_crops(out / "crops", test.names, {"lr_up": ups, "hr": test.hr})
     return df

@@ -1,6 +1,8 @@
-"""Named metric protocols over pyiqa, plus frequency-resolved fidelity (LF-band and HF-band PSNR).
+"""Named metric protocols over pyiqa, plus frequency-resolved fidelity (band PSNR, spectral distance).
 
-Offline, psnr/ssim and NIQE (basicsr's published pristine parameters, shipped in data/niqe/) work.
+Offline: psnr, ssim, ms_ssim, fsim, vif, gmsd and NIQE (basicsr's published pristine parameters, shipped in
+data/niqe/). Always added: PSNR of the error in the LF ring and the HF band, and the spectral distance per band
+(mean |difference| of SR's and HR's radially averaged log power spectra, in dB).
 Learned metrics run when their weight files are cached; otherwise they are reported as n/a with a
 one-line reason. While a metric is built, sockets are refused, so a missing file never means a
 network retry or a hang.
@@ -9,6 +11,8 @@ network retry or a hang.
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import socket
 from dataclasses import dataclass
 from functools import cache
@@ -18,10 +22,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .freq import radial_masks, spectrum
+from .freq import radial_frequency, radial_masks, spectrum
+from .paths import DATA_ROOT
 
-NIQE_NPZ = Path(__file__).resolve().parents[1] / "data" / "niqe" / "niqe_pris_params.npz"
-NIQE_MIN_SIDE = 96  # NIQE statistics are computed on 96 x 96 blocks
+NIQE_NPZ = DATA_ROOT / "niqe" / "niqe_pris_params.npz"
+MIN_SIDE = {"niqe": 96, "ms_ssim": 176}  # NIQE: 96 x 96 blocks; MS-SSIM: an 11-tap window at 1/16 scale
 
 # name in our tables -> (pyiqa metric, kwargs, higher is better)
 METRICS: dict[str, tuple[str, dict, bool]] = {
@@ -31,6 +36,10 @@ METRICS: dict[str, tuple[str, dict, bool]] = {
     "ssim_y": ("ssim", {"test_y_channel": True, "color_space": "ycbcr"}, True),
     "lpips": ("lpips", {}, False),
     "dists": ("dists", {}, False),
+    "ms_ssim": ("ms_ssim", {}, True),
+    "fsim": ("fsim", {}, True),
+    "vif": ("vif", {}, True),
+    "gmsd": ("gmsd", {}, False),
     "niqe": ("niqe", {}, False),
     "musiq": ("musiq", {}, True),
     "maniqa": ("maniqa", {}, True),
@@ -39,6 +48,7 @@ METRICS: dict[str, tuple[str, dict, bool]] = {
 }
 
 PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "offline": ("psnr", "ssim", "ms_ssim", "fsim", "vif", "gmsd", "niqe"),  # every metric that needs no download
     "framer": ("psnr", "ssim", "lpips", "niqe", "maniqa", "musiq"),  # the authors' test/metric.py
     "osediff": ("psnr_y", "ssim_y", "lpips", "dists", "clipiqa", "niqe", "musiq", "maniqa_pipal"),
 }
@@ -57,17 +67,29 @@ class Metric:
 
 @contextlib.contextmanager
 def no_network():
-    """Refuse every socket connection inside the block (fast failure instead of retries)."""
-    original = socket.socket.connect
+    """Inside the block: Hugging Face Hub offline mode (whatever the environment says: its client otherwise
+    retries a failed lookup for about a minute), and every socket connection and DNS lookup refused at once.
+    Refused attempts are recorded in REFUSED."""
+    import huggingface_hub.constants as hub
+    saved = socket.socket.connect, socket.getaddrinfo, hub.HF_HUB_OFFLINE, os.environ.get("HF_HUB_OFFLINE")
 
-    def refuse(self, *args, **kwargs):
+    def refuse(*args, **kwargs):
+        REFUSED.append(args[1:] if args and isinstance(args[0], socket.socket) else args)
         raise OSError("network disabled while building metrics (weights must be cached locally)")
 
-    socket.socket.connect = refuse
+    socket.socket.connect, socket.getaddrinfo, hub.HF_HUB_OFFLINE = refuse, refuse, True
+    os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         yield
     finally:
-        socket.socket.connect = original
+        socket.socket.connect, socket.getaddrinfo, hub.HF_HUB_OFFLINE = saved[:3]
+        if saved[3] is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved[3]
+
+
+REFUSED: list = []  # connection attempts refused by `no_network` (for tests and debugging)
 
 
 def niqe_mat_path(cache_dir: str | Path | None = None) -> Path:
@@ -91,8 +113,9 @@ def build(name: str, device: str = "cpu") -> Metric:
     iqa_name, kwargs, higher = METRICS[name]
     if name == "niqe":
         kwargs = {**kwargs, "pretrained_model_path": str(niqe_mat_path())}
+    chatter = io.StringIO()  # pyiqa prints "Downloading: ..." before it finds it may not
     try:
-        with no_network():
+        with no_network(), contextlib.redirect_stdout(chatter):
             fn = pyiqa.create_metric(iqa_name, device=device, **kwargs)
     except Exception as e:  # missing weights surface as many exception types across pyiqa versions
         return Metric(name, None, f"n/a: {iqa_name} weights not available offline ({type(e).__name__})", higher)
@@ -103,8 +126,9 @@ def score(metric: Metric, sr: Tensor, hr: Tensor | None) -> tuple[Tensor | None,
     """Per-image scores [N] of sr (and hr for full-reference metrics), images in [0, 1]; or (None, reason)."""
     if metric.fn is None:
         return None, metric.reason
-    if metric.name == "niqe" and min(sr.shape[-2:]) < NIQE_MIN_SIDE:
-        return None, f"n/a: NIQE needs images of at least {NIQE_MIN_SIDE}px, got {tuple(sr.shape[-2:])}"
+    need = MIN_SIDE.get(metric.name, 0)
+    if min(sr.shape[-2:]) < need:
+        return None, f"n/a: {metric.name} needs images of at least {need}px, got {tuple(sr.shape[-2:])}"
     with torch.no_grad():
         vals = [metric.fn(s[None], h[None]) if metric.full_reference else metric.fn(s[None])
                 for s, h in zip(sr, hr if hr is not None else sr)]
@@ -137,7 +161,36 @@ def band_psnr(sr: Tensor, hr: Tensor, radius: float = 0.25) -> dict[str, Tensor]
     return out
 
 
-def evaluate_images(sr: Tensor, hr: Tensor | None, protocol: str = "framer", device: str = "cpu",
+def radial_log_power(images: Tensor) -> tuple[Tensor, Tensor]:
+    """Radially averaged power spectrum of the luma in dB: (radius as a fraction of Nyquist [K], [N, K]).
+
+    Bins are integer radii 1..min(H, W)/2 (the DC term is left out)."""
+    luma = 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]
+    power = spectrum(luma.double(), norm="ortho").abs().pow(2)  # [N, H, W], centred
+    h, w = luma.shape[-2:]
+    n_bins = min(h, w) // 2
+    bins = torch.round(radial_frequency(h, w, images.device) * n_bins).long().flatten()
+    keep = (bins >= 1) & (bins <= n_bins)
+    flat = power.flatten(1)[:, keep]
+    idx = bins[keep] - 1
+    sums = torch.zeros(power.shape[0], n_bins, dtype=power.dtype).index_add_(1, idx, flat)
+    counts = torch.bincount(idx, minlength=n_bins).clamp_min(1)
+    radius = torch.arange(1, n_bins + 1, dtype=torch.float64) / n_bins
+    return radius, 10 * torch.log10(sums / counts + 1e-20)
+
+
+def spectral_distance(sr: Tensor, hr: Tensor, radius: float = 0.25) -> dict[str, Tensor]:
+    """Mean |SR - HR| of the radially averaged log power spectra (dB) in the LF ring and the HF band, per image.
+
+    0 means SR has exactly HR's power at every frequency; bicubic upsampling lacks HF power (large spec_hf)."""
+    r, p_sr = radial_log_power(sr)
+    _, p_hr = radial_log_power(hr)
+    diff = (p_sr - p_hr).abs()
+    low = r <= radius
+    return {"spec_lf": diff[:, low].mean(1).float(), "spec_hf": diff[:, ~low].mean(1).float()}
+
+
+def evaluate_images(sr: Tensor, hr: Tensor | None, protocol: str = "offline", device: str = "cpu",
                     band_radius: float = 0.25) -> tuple[dict[str, Tensor | None], dict[str, str]]:
     """All metrics of a protocol plus band PSNRs: ({metric: [N] or None}, {metric: reason if n/a})."""
     if protocol not in PROTOCOLS:
@@ -151,4 +204,10 @@ def evaluate_images(sr: Tensor, hr: Tensor | None, protocol: str = "framer", dev
         values[name], reasons[name] = score(m, sr, hr)
     if hr is not None:
         values.update(band_psnr(sr, hr, band_radius))
+        values.update(spectral_distance(sr, hr, band_radius))
     return values, {k: v for k, v in reasons.items() if v}
+
+
+# direction of every column our tables show: True when higher is better
+HIGHER_BETTER: dict[str, bool] = {**{k: v[2] for k, v in METRICS.items()}, "psnr_lf": True, "psnr_hf": True,
+                                  "spec_lf": False, "spec_hf": False}

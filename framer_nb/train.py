@@ -1,12 +1,16 @@
-"""Training on `accelerate`: stage 1 prior (unconditional denoiser), stage 2 SR fine-tuning per variant.
+"""Training on `accelerate`: the SR fine-tuning of a prior (shipped, pretrained here, or a real pipeline) per variant.
 
 Randomness is derived per step from (seed, step): a resumed run sees exactly the batches, noise and
-random layers of an uninterrupted one. Checkpoints are safetensors holding model, heads, optimizer,
-scheduler, RNG and step. Runs whose `done.json` exists for the same config are skipped.
+random layers of an uninterrupted one. Checkpoints are safetensors holding model, heads, EMA, optimizer,
+scheduler, RNG and step. A run folder (runs.Run) is locked while it trains, records its config, data
+source and prior in its key, and is skipped once its done marker exists. A non-finite loss stops the run at
+that step with its last good checkpoint kept and no done marker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import dataclasses
 import hashlib
@@ -14,27 +18,32 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import backbones as B
-from .config import LR_SCHEDULES, FramerConfig, TrainConfig, config_hash, variant
-from .data import dead_leaves, photos, random_crops
+from .config import LR_SCHEDULES, FramerConfig, TrainConfig, variant
+from .data import Pyramid, fingerprint, photos
 from .degrade import bicubic_up, degrade, load_preset
+from .priors import PRIOR_ROOT, shipped_prior
 from .provenance import provenance
-from .step import num_students, training_loss
-from .taps import UNetHeads, unet_block_channels
+from .runs import Run
+from .step import training_loss
 
 BASELINE = FramerConfig(objective="none")
-PRIOR_FIELDS = ("backbone", "image_size", "batch_size", "prior_steps", "prior_lr", "weight_decay", "grad_clip",
-                "prior_photo_share", "target", "residual_scale", "degradation", "scale", "loss_space", "lr_schedule",
-                "ema_decay")
+PRIOR_FIELDS = ("backbone", "image_size", "prior_batch_size", "prior_steps", "prior_lr", "weight_decay", "grad_clip",
+                "target", "residual_scale", "degradation", "scale", "loss_space", "lr_schedule", "prior_ema_decay",
+                "crop_scale", "mixed_precision")
 DIAG_NAMES = ("sim_lf", "sim_hf", "faw_lf", "faw_hf", "fam_lf", "fam_hf")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training met a NaN or infinite loss; the run stopped with its last good checkpoint."""
 
 
 def step_generator(*parts) -> torch.Generator:
@@ -52,31 +61,45 @@ def data_generator(seed: int, step: int, stage: str, rank: int = 0) -> torch.Gen
 
 @dataclass
 class DataSource:
-    """HR images to crop from: training photos (or a user folder) and a pool of dead-leaves images."""
+    """HR images to crop from (the shipped training photos or a user's folder), with a content fingerprint."""
 
-    photos: list
-    leaves: list
-    photo_share: float
+    images: list
+    names: list[str]
+    description: str
+    fingerprint: str
 
-    def batch(self, n: int, size: int, g: torch.Generator) -> torch.Tensor:
-        n_photo = int(round(n * self.photo_share))
-        parts = [random_crops(self.photos, n_photo, size, g)] if n_photo else []
-        if n - n_photo:
-            parts.append(random_crops(self.leaves, n - n_photo, size, g))
-        return torch.cat(parts)
+    def __post_init__(self) -> None:
+        self._pyramids: dict[tuple, Pyramid] = {}
+
+    def batch(self, n: int, size: int, g: torch.Generator, scale=(1.0, 1.0)) -> tuple[torch.Tensor, list[str]]:
+        """n random crops (scale levels in `scale`, flips, rotations) in [0, 1] and the names of their images."""
+        key = tuple(scale)
+        if key not in self._pyramids:
+            self._pyramids[key] = Pyramid.between(self.images, *scale)
+        crops, idx = self._pyramids[key].crops(n, size, g, rotate=True)
+        return crops, [self.names[i] for i in idx]
 
 
-@lru_cache(maxsize=8)
-def leaves_pool(seed: int, size: int, n: int) -> tuple:
-    """A seeded pool of dead-leaves images to crop from (generated once per process)."""
-    return tuple(dead_leaves(n, size, step_generator(seed, "leaves")))
+def builtin_source() -> DataSource:
+    """The embedded default: the training split of the photos shipped in installed packages, at full size."""
+    from .data import TRAIN_PHOTOS
+    images = photos("train", scale=1.0)
+    return DataSource(images, list(TRAIN_PHOTOS), "builtin:train photos", fingerprint(images, "builtin-train"))
 
 
-def data_source(cfg: TrainConfig, hr_images: list | None = None, pool: int = 256) -> DataSource:
-    """The embedded default (package photos + dead leaves), or a user's HR images."""
-    n = min(pool, max(16, cfg.batch_size * max(cfg.sr_steps, cfg.prior_steps)))
-    leaves = list(leaves_pool(cfg.seed, 2 * cfg.image_size, n))
-    return DataSource(hr_images or photos("train"), leaves, cfg.photo_share)
+def folder_source(folder: str | Path, crop: int) -> DataSource:
+    """A user's HR folder; its fingerprint covers every file's content."""
+    from .data import hr_folder, list_images
+    files = list_images(folder)
+    images = hr_folder(folder, crop)
+    return DataSource(images, [f.stem for f in files], f"folder:{Path(folder).resolve()}",
+                      fingerprint(images, "folder"))
+
+
+def sr_pair(hr: torch.Tensor, preset, cfg: TrainConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """HR crops in [0, 1] -> (HR, upsampled LR), both images in [-1, 1]."""
+    lr = bicubic_up(degrade(hr, preset, g), cfg.scale) * 2 - 1
+    return hr * 2 - 1, lr
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -100,15 +123,17 @@ def save_checkpoint(path: Path, model, heads, opt, sched, step: int, extra: dict
 
 def load_checkpoint(path: Path, model, heads, opt, sched, ema: dict | None = None) -> int:
     """Restore everything `save_checkpoint` wrote (EMA weights into `ema`); returns the step to continue from."""
-    from safetensors import safe_open
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["state"])
-    tensors = load_file(str(path))
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads(f.metadata()["state"])
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+        raise RuntimeError(f"{path}: unreadable checkpoint ({e}); delete it or pass --no-resume to start over") from e
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if heads is not None:
         heads.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("heads.")})
     if ema is not None:
-        ema.update({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        ema.update({k[4:]: v.to(ema[k[4:]].device) for k, v in tensors.items() if k.startswith("ema.")})
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
@@ -116,7 +141,7 @@ def load_checkpoint(path: Path, model, heads, opt, sched, ema: dict | None = Non
             state.setdefault(int(idx), {})[key] = v
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     sched.load_state_dict(meta["scheduler"])
-    torch.set_rng_state(tensors["rng.torch"])
+    torch.set_rng_state(tensors["rng.torch"].cpu())
     return int(meta["step"])
 
 
@@ -145,144 +170,238 @@ class CsvLog:
 
 # ---------------------------------------------------------------- runs
 
-def prior_dir(cfg: TrainConfig, runs: Path) -> Path:
-    """Where the prior of this backbone and pretraining config is cached."""
+def prior_run(cfg: TrainConfig, runs: str | Path) -> Run:
+    """Where a prior pretrained here (prior='train') for this backbone and pretraining config is cached."""
     fields = {k: getattr(cfg, k) for k in PRIOR_FIELDS}
-    fields["objective"] = dataclasses.asdict(B.spec(cfg.backbone).objective)
-    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(runs) / "prior" / f"{cfg.backbone}-{key}"
+    return Run.prior(runs, cfg.backbone, fields, B.spec(cfg.backbone).objective, builtin_source().fingerprint)
 
 
-def sr_dir(cfg: TrainConfig, variant_name: str, runs: Path) -> Path:
-    """Where one SR run (backbone, variant, seed, config, the backbone's objective) lives."""
-    key = config_hash(cfg, variant(variant_name), B.spec(cfg.backbone).objective)
-    return Path(runs) / cfg.backbone / variant_name / f"seed{cfg.seed}-{key}"
+def prior_identity(cfg: TrainConfig, runs: str | Path) -> dict:
+    """What the SR stage starts from: a pipeline/model folder, the shipped prior, a prior trained here, or nothing."""
+    if cfg.pretrained:
+        return {"kind": "pretrained", "path": str(Path(cfg.pretrained).resolve())}
+    if cfg.prior == "shipped":
+        card = shipped_prior(cfg.backbone)
+        return {"kind": "shipped", "path": str(PRIOR_ROOT / cfg.backbone), "sha256": card["weights_sha256"]}
+    if cfg.prior == "train":
+        return {"kind": "trained", "path": str(prior_run(cfg, runs).path)}
+    return {"kind": "none"}
 
 
-def is_done(run: Path) -> bool:
-    return (run / "done.json").exists()
+def sr_run(cfg: TrainConfig, variant_name: str, runs: str | Path, source: DataSource | None = None) -> Run:
+    """The run folder of one SR run: keyed by config, variant, objective, data source and prior."""
+    source = source or builtin_source()
+    return Run.sr(runs, cfg.backbone, variant_name, cfg.seed, *_sr_key(cfg, variant_name, runs, source))
 
 
-def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = True) -> Path:
-    """Stage 1: pretrain the backbone as an unconditional denoiser (cached by config hash)."""
-    run = prior_dir(cfg, Path(runs))
-    if is_done(run):
+def _sr_key(cfg: TrainConfig, variant_name: str, runs, source: DataSource) -> tuple:
+    prior = prior_identity(cfg, runs)
+    prior.pop("path", None) if prior["kind"] in ("shipped", "trained") else None  # runs may move; the hash stays
+    return cfg.key(), variant(variant_name), B.spec(cfg.backbone).objective, source.fingerprint, prior
+
+
+def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = True, callback=None,
+                callback_every: int = 0) -> Run:
+    """Pretrain the backbone here as an unconditional denoiser of the training data (cached by config).
+
+    `callback(step, backbone_with_ema_weights)` runs every `callback_every` steps and at the end."""
+    run = prior_run(cfg, runs)
+    if run.done:
         return run
+    cfg = dataclasses.replace(cfg, batch_size=cfg.prior_batch_size, ema_decay=cfg.prior_ema_decay)
     bb = B.build(cfg.backbone, seed=0)
-    src = data_source(dataclasses.replace(cfg, seed=0, photo_share=cfg.prior_photo_share))
-    preset = load_preset(cfg.degradation)
+    bb.residual_scale = cfg.residual_scale if cfg.target == "residual" else 0.0
+    src, preset = builtin_source(), load_preset(cfg.degradation)
 
     def batch(step: int, rank: int):
         g = data_generator(0, step, "prior-data", rank)
-        x0, _ = sr_pair(src.batch(cfg.batch_size, cfg.image_size, g), preset, cfg, g)
-        return x0, None
+        hr, names = src.batch(cfg.batch_size, cfg.image_size, g, cfg.crop_scale)
+        return (*sr_pair(hr, preset, cfg, g), None)
 
     _fit(bb, None, cfg, cfg.prior_steps, cfg.prior_lr, BASELINE, batch, run, seed=0, progress=progress,
-         desc=f"prior {cfg.backbone}")
+         desc=f"prior {cfg.backbone}", record={"stage": "prior", "data": src.description,
+                                               "data_fingerprint": src.fingerprint},
+         callback=callback, callback_every=callback_every)
     return run
 
 
-def sr_pair(hr: torch.Tensor, preset, cfg: TrainConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """HR crops in [0, 1] -> (x0 to diffuse, LR condition), both in [-1, 1] model space.
-
-    x0 is the HR image, or for target='residual' the HR minus the bicubic-upsampled LR, times
-    `residual_scale` (the residual of a photo has a standard deviation near 0.2 in [-1, 1] units: scaled
-    up, it is not drowned in the unit-variance noise at every step the sampler takes).
-    """
-    lr = bicubic_up(degrade(hr, preset, g), cfg.scale) * 2 - 1
-    return B.sr_target(hr * 2 - 1, lr, cfg.residual_scale if cfg.target == "residual" else 0.0), lr
-
-
-@torch.no_grad()
-def heldout_objective(bb: B.Backbone, cfg: TrainConfig, batches: int = 8, batch_size: int = 32) -> float:
-    """The diffusion objective (no FRAMER term) on fixed batches no training run draws: data, noise and t
-    are seeded, so two models (e.g. an SR run and its prior) are scored on exactly the same inputs."""
-    src, preset = data_source(dataclasses.replace(cfg, seed=0)), load_preset(cfg.degradation)
-    bb.model.eval()
-    total = 0.0
-    for i in range(batches):
-        g = step_generator("heldout", i)
-        x0, lr = sr_pair(src.batch(batch_size, cfg.image_size, g), preset, cfg, g)
-        out = training_loss(bb, x0, lr if bb.lr_channels else None, BASELINE, generator=step_generator("heldout-noise", i),
-                            loss_space=cfg.loss_space)
-        total += out.objective.item() / batches
-    return total
+def starting_point(cfg: TrainConfig, runs: str | Path, progress: bool = True) -> B.Backbone:
+    """The backbone the SR stage fine-tunes: a real pipeline, the shipped prior, a prior trained here, or random."""
+    if cfg.pretrained:
+        bb = B.load(cfg.backbone, cfg.pretrained, prompt_cache=Path(runs) / "prompts")
+    elif cfg.prior == "shipped":
+        bb = B.load(cfg.backbone, PRIOR_ROOT / cfg.backbone)
+    elif cfg.prior == "train":
+        bb = load_trained(train_prior(cfg, runs, progress), cfg.backbone)[0]
+    else:
+        bb = B.build(cfg.backbone, seed=cfg.seed)
+    bb.residual_scale = cfg.residual_scale if cfg.target == "residual" else 0.0
+    return bb
 
 
-def load_trained(run: str | Path, backbone: str) -> tuple[B.Backbone, UNetHeads | None]:
-    """A trained backbone (and U-Net heads, if any) from a run folder."""
-    run = Path(run)
-    bb = B.load(backbone, str(run / "model"), with_vae=False)
-    done = json.loads((run / "done.json").read_text()) if (run / "done.json").exists() else {}
-    config = done.get("config", {})
+def load_trained(run: str | Path | Run, backbone: str) -> tuple[B.Backbone, torch.nn.Module | None]:
+    """A trained backbone (and its lens heads, if any) from a run folder."""
+    run = run if isinstance(run, Run) else Run(Path(run))
+    info = run.info()
+    config = info.get("config", {})
+    pretrained = config.get("pretrained")
+    bb = B.load(backbone, str(run.model_dir), with_vae=False)
+    if pretrained and B.spec(backbone).latent:  # the VAE and text conditioning come from the pipeline
+        base = B.load(backbone, pretrained, with_vae=True, prompt_cache=run.path.parent.parent.parent / "prompts")
+        bb.space, bb.context, bb.objective = base.space, base.context, base.objective
     if config.get("target") == "residual":
         bb.residual_scale = float(config.get("residual_scale", 1.0))
     heads = None
-    if (run / "heads.safetensors").exists():
-        heads = UNetHeads(unet_block_channels(bb.model), bb.out_channels)
-        heads.load_state_dict(load_file(str(run / "heads.safetensors")))
+    if run.heads_file.exists():
+        heads = bb.make_heads()
+        heads.load_state_dict(load_file(str(run.heads_file)))
     return bb, heads
 
 
 def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", resume: bool = True,
-             stop_after: int | None = None, progress: bool = True, hr_images: list | None = None) -> Path:
-    """Stage 2: fine-tune the prior for x`scale` SR with one named variant; returns the run folder."""
+             stop_after: int | None = None, progress: bool = True, source: DataSource | None = None) -> Run:
+    """Fine-tune the starting point for x`scale` SR with one named variant; returns the run."""
     fcfg = variant(variant_name)
-    run = sr_dir(cfg, variant_name, Path(runs))
-    if is_done(run):
+    source = source or builtin_source()
+    run = sr_run(cfg, variant_name, runs, source)
+    if run.done:
         return run
-    prior = train_prior(cfg, runs, progress)
-    bb, _ = load_trained(prior, cfg.backbone)
-    B.grow_input_channels(bb, 3)
+    bb = starting_point(cfg, runs, progress)
+    if bb.lr_channels == 0:
+        bb.grow_lr_channels()
     torch.manual_seed(cfg.seed)
-    heads = UNetHeads(unet_block_channels(bb.model), bb.out_channels) if bb.spec.kind == "unet" else None
-    src = data_source(cfg, hr_images)
+    heads = bb.make_heads() if fcfg.objective != "none" else None
     preset = load_preset(cfg.degradation)
+    captions = Captions.load(cfg.captions, bb, cfg.pretrained, Path(runs)) if cfg.captions else None
 
     def batch(step: int, rank: int):
         g = data_generator(cfg.seed, step, "sr-data", rank)
-        return sr_pair(src.batch(cfg.batch_size, cfg.image_size, g), preset, cfg, g)
+        hr, names = source.batch(cfg.batch_size, cfg.image_size, g, cfg.crop_scale)
+        return (*sr_pair(hr, preset, cfg, g), captions.context(names) if captions else None)
 
     _fit(bb, heads, cfg, cfg.sr_steps, cfg.lr, fcfg, batch, run, seed=cfg.seed, resume=resume,
          stop_after=stop_after, progress=progress, desc=f"{cfg.backbone} {variant_name} s{cfg.seed}",
-         extra={"variant": variant_name, "framer": dataclasses.asdict(fcfg), "prior": str(prior)})
+         record={"stage": "sr", "variant": variant_name, "framer": dataclasses.asdict(fcfg),
+                 "prior": prior_identity(cfg, runs), "data": source.description,
+                 "data_fingerprint": source.fingerprint,
+                 "key_parts": json.loads(json.dumps(_sr_key(cfg, variant_name, runs, source), default=_plain))})
     return run
 
 
+def _plain(x):
+    return dataclasses.asdict(x) if dataclasses.is_dataclass(x) else str(x)
+
+
+@dataclass
+class Captions:
+    """Per-image prompts from a JSON file {image stem: caption}, embedded once by the pipeline's text encoders."""
+
+    context_by_name: dict[str, dict]
+    null: dict
+
+    @classmethod
+    def load(cls, path: str | Path, bb: B.Backbone, pipeline: str | None, runs: Path) -> Captions:
+        try:
+            table = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: not a readable JSON captions file ({e})") from e
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            raise ValueError(f"{path}: captions must be a JSON object {{image stem: text}}")
+        if not pipeline:
+            raise ValueError(f"{path}: captions need a pipeline with text encoders (--pretrained)")
+        names = sorted(table)
+        ctx = B.prompt_context(bb.spec, pipeline, [table[n] for n in names], runs / "prompts")
+        return cls({n: {k: v[i:i + 1] for k, v in ctx.items()} for i, n in enumerate(names)}, bb.context)
+
+    def context(self, names: list[str]) -> dict:
+        """Batch conditioning [B, ...]: each image's caption, the null prompt where it has none."""
+        rows = [self.context_by_name.get(n, self.null) for n in names]
+        return {k: torch.cat([r[k].expand(1, *r[k].shape[1:]) for r in rows]) for k in self.null}
+
+
 def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: FramerConfig, batch_fn,
-         run: Path, seed: int, resume: bool = True, stop_after: int | None = None, progress: bool = True,
-         desc: str = "", extra: dict | None = None) -> None:
-    """The shared loop: AdamW, warm-up then constant LR, grad clipping, CSV log, checkpoints, done marker."""
-    run.mkdir(parents=True, exist_ok=True)
+         run: Run, seed: int, resume: bool = True, stop_after: int | None = None, progress: bool = True,
+         desc: str = "", record: dict | None = None, callback=None, callback_every: int = 0) -> None:
+    """The shared loop: AdamW, warm-up then constant or cosine LR, EMA, clipping, CSV log, checkpoints, done marker."""
+    state = PartialState(cpu=not torch.cuda.is_available())
+    guard = run.lock() if state.is_main_process else contextlib.nullcontext()
+    with guard:
+        meta = {"config": dataclasses.asdict(cfg), "seed": seed, "num_processes": state.num_processes,
+                "backbone_source": bb.source, **(record or {})}
+        if state.is_main_process:
+            if not resume and run.checkpoint.exists():
+                run.checkpoint.unlink()
+            run.start(meta)
+        _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run, seed, resume, stop_after, progress, desc, meta,
+              callback, callback_every)
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """Batch k of one process is `batch_fn(k, rank)`: seeded by the step, so loader workers change nothing."""
+
+    def __init__(self, batch_fn, rank: int, steps: int):
+        self.batch_fn, self.rank, self.steps = batch_fn, rank, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int):
+        return self.batch_fn(step, self.rank)
+
+
+def _batches(batch_fn, rank: int, start: int, end: int, workers: int):
+    """Batches of steps start..end-1, in order, prefetched by `workers` processes (0: computed here)."""
+    if not workers:
+        return (batch_fn(s, rank) for s in range(start, end))
+    return iter(torch.utils.data.DataLoader(_StepBatches(batch_fn, rank, end), batch_size=None,
+                                            sampler=range(start, end), num_workers=workers, prefetch_factor=4))
+
+
+def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, stop_after, progress, desc, meta,
+          callback=None, callback_every: int = 0):
     acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
                       cpu=not torch.cuda.is_available())
     if cfg.grad_checkpointing:
         bb.model.enable_gradient_checkpointing()
+    if isinstance(bb.space, B.VAESpace):
+        bb.space.vae.to(acc.device, torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32)
+        bb.space.vae.requires_grad_(False)
+    bb.model.to(acc.device)  # before the optimizer and the EMA copy are made, so all live on one device
+    if heads is not None:
+        heads.to(acc.device)
     params = list(bb.model.parameters()) + (list(heads.parameters()) if heads is not None else [])
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg.lr_schedule, steps))
     ema = {k: v.detach().clone() for k, v in bb.model.named_parameters()} if cfg.ema_decay else None
-    ckpt = run / "checkpoint.safetensors"
-    start = load_checkpoint(ckpt, bb.model, heads, opt, sched, ema) if (resume and ckpt.exists()) else 0
+    start = load_checkpoint(run.checkpoint, bb.model, heads, opt, sched, ema) \
+        if (resume and run.checkpoint.exists()) else 0
     runner, opt = acc.prepare(bb.model, opt)
     heads = acc.prepare(heads) if heads is not None else None
     bb.runner = runner
-    log = CsvLog(run / "log.csv", num_students(bb), start)
-    meta = {"config": dataclasses.asdict(cfg), "seed": seed, "num_processes": acc.num_processes, **(extra or {})}
+    log = CsvLog(run.log_file, bb.num_students, start) if acc.is_main_process else None
     t_start, end = time.time(), steps if stop_after is None else min(steps, stop_after)
     bar = tqdm(range(start, end), desc=desc, disable=not progress or not acc.is_local_main_process,
                initial=start, total=steps)
+    batches = _batches(batch_fn, acc.process_index, start, end, cfg.num_workers)
     for step in bar:
         t0 = time.time()
-        x0, lr_img = batch_fn(step, acc.process_index)
-        x0 = x0.to(acc.device)
-        lr_img = lr_img.to(acc.device) if lr_img is not None else None
+        hr, lr_img, ctx = next(batches)
         t_data = time.time() - t0
+        with torch.no_grad():
+            hr_m, lr_m = bb.to_model(hr.to(acc.device)), bb.to_model(lr_img.to(acc.device))
+        x0 = bb.sr_target(hr_m, lr_m)
         with acc.accumulate(runner), acc.autocast():
-            out = training_loss(bb, x0, lr_img, fcfg, acc.unwrap_model(heads) if heads is not None else None,
+            out = training_loss(bb, x0, lr_m if bb.lr_channels else None, fcfg,
+                                acc.unwrap_model(heads) if heads is not None else None,
                                 step_generator(seed, step, acc.process_index, "noise"),
                                 gather=acc.gather if acc.num_processes > 1 else None,
-                                neg_generator=step_generator(seed, step, "neg"), loss_space=cfg.loss_space)
+                                neg_generator=step_generator(seed, step, "neg"), loss_space=cfg.loss_space,
+                                context=ctx)
+            total = out.total.item()
+            if not math.isfinite(total):
+                raise NonFiniteLossError(
+                    f"{run.path}: loss is {total} at step {step + 1} (objective {out.objective.item()}); stopped. "
+                    f"The last good checkpoint (step {_saved_step(run)}) is kept; lower --lr or check the data")
             acc.backward(out.total)
             if acc.sync_gradients and cfg.grad_clip:
                 acc.clip_grad_norm_(params, cfg.grad_clip)
@@ -291,12 +410,14 @@ def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: F
             opt.zero_grad(set_to_none=True)
         if ema is not None and acc.sync_gradients:
             update_ema(ema, acc.unwrap_model(runner), cfg.ema_decay, step)
-        if acc.is_main_process and ((step + 1) % cfg.log_every == 0 or step + 1 == steps):
+        if log is not None and ((step + 1) % cfg.log_every == 0 or step + 1 == steps):
             log.write(_row(step + 1, out, sched, time.time() - t0, t_data, (step + 1) % cfg.diag_every == 0))
-        bar.set_postfix(loss=f"{out.total.item():.4f}")
+        bar.set_postfix(loss=f"{total:.4f}")
         if acc.is_main_process and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == end):
-            save_checkpoint(ckpt, acc.unwrap_model(runner), heads and acc.unwrap_model(heads), opt, sched, step + 1,
-                            meta, ema)
+            save_checkpoint(run.checkpoint, acc.unwrap_model(runner), heads and acc.unwrap_model(heads), opt, sched,
+                            step + 1, meta, ema)
+        if callback and acc.is_main_process and ((step + 1) % callback_every == 0 or step + 1 == steps):
+            callback(step + 1, _with_weights(bb, ema))
     bb.runner = None
     if end == steps and ema is not None:
         with torch.no_grad():
@@ -304,7 +425,26 @@ def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: F
                 p.copy_(ema[k])
     if end == steps and acc.is_main_process:
         _finish(bb, heads and acc.unwrap_model(heads), run, meta, time.time() - t_start, start)
-    acc.wait_for_everyone()  # other processes read what the main one saved (the prior, before stage 2)
+    acc.wait_for_everyone()  # other processes read what the main one saved
+
+
+def _with_weights(bb: B.Backbone, ema: dict | None) -> B.Backbone:
+    """A copy of the backbone carrying the EMA weights (the ones that will be saved), for evaluation."""
+    runner, bb.runner = bb.runner, None
+    twin = copy.deepcopy(bb)
+    bb.runner = runner
+    if ema is not None:
+        with torch.no_grad():
+            for k, p in twin.model.named_parameters():
+                p.copy_(ema[k])
+    return twin
+
+
+def _saved_step(run: Run) -> int:
+    if not run.checkpoint.exists():
+        return 0
+    with safe_open(str(run.checkpoint), "pt") as f:
+        return int(json.loads(f.metadata()["state"])["step"])
 
 
 def lr_factor(schedule: str, steps: int, warmup: int = 20):
@@ -337,10 +477,29 @@ def _row(step: int, out, sched, step_s: float, data_s: float, diag: bool) -> dic
     return row
 
 
-def _finish(bb: B.Backbone, heads, run: Path, meta: dict, seconds: float, resumed_from: int) -> None:
-    """Save the inference model (heads separately, never inside it) and the done marker."""
-    bb.model.save_pretrained(run / "model")
+def _finish(bb: B.Backbone, heads, run: Run, meta: dict, seconds: float, resumed_from: int) -> None:
+    """Save the inference model (heads separately, never inside it), then the done marker."""
+    bb.model.save_pretrained(run.model_dir)
     if heads is not None:
-        save_file({k: v.contiguous() for k, v in heads.state_dict().items()}, str(run / "heads.safetensors"))
-    done = provenance(**meta, wall_s=round(seconds, 1), resumed_from=resumed_from)
-    (run / "done.json").write_text(json.dumps(done, indent=2, default=str))
+        save_file({k: v.contiguous() for k, v in heads.state_dict().items()}, str(run.heads_file))
+    run.finish(provenance(**meta, wall_s=round(seconds, 1), resumed_from=resumed_from))
+
+
+@torch.no_grad()
+def heldout_objective(bb: B.Backbone, cfg: TrainConfig, batches: int = 8, batch_size: int = 32,
+                      split: str = "val") -> float:
+    """The diffusion objective (no FRAMER term) on fixed batches of the validation photos: data, noise and t are
+    seeded, so two models (e.g. an SR run and its prior) are scored on exactly the same inputs."""
+    pyramid = Pyramid.between(photos(split, scale=1.0), *cfg.crop_scale)
+    preset = load_preset(cfg.degradation)
+    device = next(bb.model.parameters()).device
+    bb.model.eval()
+    total = 0.0
+    for i in range(batches):
+        g = step_generator("heldout", i)
+        hr, _ = pyramid.crops(batch_size, cfg.image_size, g)
+        hr_m, lr_m = (bb.to_model(x.to(device)) for x in sr_pair(hr, preset, cfg, g))
+        out = training_loss(bb, bb.sr_target(hr_m, lr_m), lr_m if bb.lr_channels else None, BASELINE,
+                            generator=step_generator("heldout-noise", i), loss_space=cfg.loss_space)
+        total += out.objective.item() / batches
+    return total

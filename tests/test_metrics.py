@@ -57,6 +57,9 @@ def test_niqe_prefers_a_clean_photo_to_noise(pair):
     assert clean.item() < noisy.item()
     small, reason = M.score(niqe, hr[:1, :, :64, :64], None)
     assert small is None and "96" in reason
+    ms = M.build("ms_ssim")
+    tiny, reason = M.score(ms, hr[:1], hr[:1])  # 96 px: five scales of an 11-tap window need 176 px
+    assert tiny is None and "176" in reason
 
 
 def test_band_psnr_splits_the_error_exactly(pair):
@@ -68,6 +71,49 @@ def test_band_psnr_splits_the_error_exactly(pair):
     blurred = torch.nn.functional.avg_pool2d(hr, 3, 1, 1, count_include_pad=False)
     b2 = M.band_psnr(blurred, hr)
     assert (b2["psnr_lf"] > b2["psnr_hf"]).all()  # blur errs in HF, not LF
+
+
+def test_offline_protocol_has_every_weight_free_metric_with_its_direction(pair):
+    sr, hr = pair
+    values, reasons = M.evaluate_images(sr, hr, "offline")
+    for name in ("psnr", "ssim", "fsim", "vif", "gmsd", "niqe", "psnr_lf", "psnr_hf", "spec_lf", "spec_hf"):
+        assert values[name] is not None and torch.isfinite(values[name]).all(), name
+    assert set(reasons) == {"ms_ssim"}  # 96-px crops
+    perfect, _ = M.evaluate_images(hr, hr, "offline")
+    assert perfect["fsim"].min() > 0.999 and perfect["vif"].min() > 0.999 and perfect["gmsd"].max() < 1e-6
+    assert (values["fsim"] < perfect["fsim"]).all() and (values["gmsd"] > perfect["gmsd"]).all()
+    assert not M.HIGHER_BETTER["gmsd"] and not M.HIGHER_BETTER["spec_hf"] and M.HIGHER_BETTER["vif"]
+
+
+def test_spectral_distance_golden_values(pair):
+    _, hr = pair
+    assert torch.allclose(M.spectral_distance(hr, hr)["spec_hf"], torch.zeros(2))
+    half = M.spectral_distance(hr * 0.5, hr)  # power / 4 at every frequency: 20 log10(2) = 6.0206 dB everywhere
+    assert torch.allclose(half["spec_lf"], torch.full((2,), 6.0206), atol=1e-3)
+    assert torch.allclose(half["spec_hf"], torch.full((2,), 6.0206), atol=1e-3)
+    blurred = torch.nn.functional.avg_pool2d(hr, 5, 1, 2, count_include_pad=False)
+    d = M.spectral_distance(blurred, hr)
+    assert (d["spec_hf"] > 3 * d["spec_lf"]).all()  # blur removes HF power, barely touches LF
+
+
+def test_building_a_metric_never_waits_on_the_network(monkeypatch, tmp_path):
+    # whatever HF_HUB_OFFLINE says, building a learned metric makes no connection attempt (it used to retry ~50 s)
+    import socket
+
+    import huggingface_hub.constants as hc
+    import pyiqa.utils.download_util as du
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(du, "DEFAULT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    M.REFUSED.clear()
+    M.build.cache_clear()
+    try:
+        m = M.build("maniqa")
+        assert m.fn is None and "n/a" in m.reason and M.REFUSED == []  # offline mode: not even a lookup
+        assert hc.HF_HUB_OFFLINE is False and socket.getaddrinfo.__name__ == "getaddrinfo"  # restored
+    finally:
+        M.build.cache_clear()
 
 
 def test_learned_metric_without_weights_is_na(tmp_path, monkeypatch):

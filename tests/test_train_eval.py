@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pandas as pd
@@ -9,51 +10,55 @@ from framer_nb import evaluate as E
 from framer_nb import train as T
 from framer_nb.__main__ import build_parser, main
 from framer_nb.config import TrainConfig
+from framer_nb.runs import Run
 
-TINY = dict(image_size=16, batch_size=2, prior_steps=2, sr_steps=3, log_every=1, diag_every=1, ckpt_every=1,
-            sample_steps=2)
+TINY = dict(batch_size=2, sr_steps=3, log_every=1, diag_every=1, ckpt_every=1, sample_steps=2)
 
 
 @pytest.mark.parametrize("backbone", ["tiny-dit", "tiny-unet"])
 def test_train_resume_evaluate_round_trip(tmp_path, backbone):
     cfg = TrainConfig(backbone=backbone, **TINY)
     full = T.train_sr(cfg, "framer", tmp_path / "a", progress=False)
-    T.train_sr(cfg, "framer", tmp_path / "b", progress=False, stop_after=1)  # interrupted after step 1
-    part = T.sr_dir(cfg, "framer", tmp_path / "b")
-    assert not T.is_done(part) and (part / "checkpoint.safetensors").exists()
+    part = T.train_sr(cfg, "framer", tmp_path / "b", progress=False, stop_after=1)  # interrupted after step 1
+    assert not part.done and part.checkpoint.exists()
     resumed = T.train_sr(cfg, "framer", tmp_path / "b", progress=False)
-    a, b = load_file(str(full / "checkpoint.safetensors")), load_file(str(resumed / "checkpoint.safetensors"))
+    a, b = load_file(str(full.checkpoint)), load_file(str(resumed.checkpoint))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
-    log = pd.read_csv(resumed / "log.csv")
+    log = pd.read_csv(resumed.log_file)
     assert log["step"].tolist() == [1, 2, 3] and log["distill"].gt(0).all()
     assert log.filter(like="fam_hf_").notna().all().all()
-    done = json.loads((resumed / "done.json").read_text())
+    done = resumed.done_record()
     assert done["variant"] == "framer" and done["resumed_from"] == 1 and "git_commit" in done
-    assert (full / "model" / "config.json").exists()
-    assert (full / "heads.safetensors").exists() == (backbone == "tiny-unet")  # heads never inside the model
+    assert done["prior"]["kind"] == "shipped" and done["data"] == "builtin:train photos" and done["data_fingerprint"]
+    assert (full.model_dir / "config.json").exists()
+    assert full.heads_file.exists() == (backbone == "tiny-unet")  # heads never inside the model
 
     bb, heads = T.load_trained(full, backbone)
-    assert bb.lr_channels == 3
-    test = E.make_test_set(2, 32, "tiny")
-    df = E.evaluate_run(bb, test, tmp_path / "eval", {"backbone": backbone}, steps=2, seed=0, tile=16)
-    assert len(df) == 2 and df["psnr"].notna().all() and df["niqe"].isna().all()  # 32px: NIQE n/a
+    assert bb.lr_channels == 48 and bb.residual_scale == 1.0 and (heads is not None) == (backbone == "tiny-unet")
+    test = E.make_test_set(2, 64, "bicubic")
+    df = E.evaluate_run(bb, test, tmp_path / "eval", {"backbone": backbone}, steps=2, seed=0, tile=64)
+    assert len(df) == 2 and df["psnr"].notna().all() and df["niqe"].isna().all()  # 64 px: NIQE n/a
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
-    assert "niqe" in summary["na_reasons"] and summary["protocol"] == "framer"
+    assert "niqe" in summary["na_reasons"] and summary["protocol"] == "offline" and summary["test_key"] == test.key
     assert (tmp_path / "eval" / "per_image.csv.provenance.json").exists()
-    again = E.evaluate_run(bb, test, tmp_path / "eval2", {"backbone": backbone}, steps=2, seed=0, tile=16)
-    assert torch.equal(torch.load(tmp_path / "eval" / "sr.pt"), torch.load(tmp_path / "eval2" / "sr.pt"))
+    again = E.evaluate_run(bb, test, tmp_path / "eval2", {"backbone": backbone}, steps=2, seed=0, tile=64)
+    assert torch.equal(torch.stack(torch.load(tmp_path / "eval" / "sr.pt")),
+                       torch.stack(torch.load(tmp_path / "eval2" / "sr.pt")))
     assert again["psnr"].tolist() == df["psnr"].tolist()
 
 
-def test_done_runs_are_skipped_and_prior_is_shared(tmp_path):
-    cfg = TrainConfig(**TINY)
+def test_done_runs_are_skipped_and_a_prior_trained_here_is_shared(tmp_path):
+    cfg = TrainConfig(prior="train", prior_steps=2, prior_batch_size=2, **TINY)
     run = T.train_sr(cfg, "baseline", tmp_path, progress=False)
-    stamp = (run / "done.json").stat().st_mtime_ns
+    stamp = run.done_file.stat().st_mtime_ns
     assert T.train_sr(cfg, "baseline", tmp_path, progress=False) == run
-    assert (run / "done.json").stat().st_mtime_ns == stamp
+    assert run.done_file.stat().st_mtime_ns == stamp
     T.train_sr(cfg, "l2", tmp_path, progress=False)
+    T.train_sr(TrainConfig(prior="train", prior_steps=2, prior_batch_size=2, **{**TINY, "sr_steps": 4}), "l2",
+               tmp_path, progress=False)  # another SR length: the prior does not depend on it
     assert len(list((tmp_path / "prior").iterdir())) == 1
+    assert run.done_record()["prior"]["kind"] == "trained"
 
 
 def test_tiling_covers_and_averages():
@@ -65,7 +70,7 @@ def test_tiling_covers_and_averages():
 
 def test_cli_help_documents_every_option(capsys):
     parser = build_parser()
-    for cmd in ("train", "evaluate", "observe", "reproduce"):
+    for cmd in ("train", "evaluate", "observe", "pretrain", "reproduce"):
         sub = parser._subparsers._group_actions[0].choices[cmd]
         for action in sub._actions:
             if action.dest != "help":
@@ -77,34 +82,36 @@ def test_cli_help_documents_every_option(capsys):
 def test_cli_evaluate_refuses_untrained(tmp_path, capsys):
     rc = main(["evaluate", "--profile", "smoke", "--runs", str(tmp_path), "--results", str(tmp_path / "r"),
                "--variant", "framer"])
-    assert rc == 2 and "not trained yet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2 and "not trained yet" in err and len(err.strip().splitlines()) == 1
 
 
-def test_residual_scale_round_trip_and_cache_keys(monkeypatch):
+def test_residual_round_trip_and_run_keys(monkeypatch, tmp_path):
     from framer_nb import backbones as B
-    cfg = TrainConfig(image_size=16, residual_scale=4.0)
+    cfg = TrainConfig(image_size=16)
     hr = torch.rand(2, 3, 16, 16)
-    x0, lr = T.sr_pair(hr, T.load_preset("tiny"), cfg, torch.Generator().manual_seed(0))
-    assert torch.allclose(x0, (hr * 2 - 1 - lr) * 4.0)
+    hr_px, lr_px = T.sr_pair(hr, T.load_preset("bicubic"), cfg, torch.Generator().manual_seed(0))
     bb = B.build("tiny-dit")
     bb.residual_scale = 4.0
-    assert torch.allclose(B.sr_image(x0, lr, bb.residual_scale), hr * 2 - 1, atol=1e-6)
-    assert torch.equal(B.sr_target(hr * 2 - 1, lr, bb.residual_scale), x0)
-    # a run folder's key covers the training config and the backbone's objective
-    before = (T.prior_dir(cfg, "runs"), T.sr_dir(cfg, "framer", "runs"))
-    assert T.sr_dir(TrainConfig(image_size=16, residual_scale=2.0), "framer", "runs") != before[1]
+    hr_m, lr_m = bb.to_model(hr_px), bb.to_model(lr_px)
+    x0 = bb.sr_target(hr_m, lr_m)
+    assert torch.allclose(x0, (bb.to_model(hr * 2 - 1) - lr_m) * 4.0, atol=1e-6)
+    assert torch.allclose(bb.to_pixels(bb.sr_image(x0, lr_m)), hr * 2 - 1, atol=1e-6)
+    # a run folder's key covers the training config, the data source and the backbone's objective ...
+    before = T.sr_run(cfg, "framer", tmp_path)
+    assert T.sr_run(TrainConfig(image_size=16, residual_scale=2.0), "framer", tmp_path) != before
+    assert T.sr_run(TrainConfig(image_size=16, log_every=3, num_workers=2), "framer", tmp_path) == before  # not these
     spec = B.REGISTRY["tiny-dit"]
-    monkeypatch.setitem(B.REGISTRY, "tiny-dit", B.BackboneSpec(spec.name, spec.kind, spec.config,
-                                                               B.Objective("flow", prediction="sample")))
-    after = (T.prior_dir(cfg, "runs"), T.sr_dir(cfg, "framer", "runs"))
-    assert after[0] != before[0] and after[1] != before[1]
+    monkeypatch.setitem(B.REGISTRY, "tiny-dit", dataclasses.replace(spec, objective=B.Objective("flow")))
+    assert T.sr_run(cfg, "framer", tmp_path) != before
 
 
 def test_heldout_objective_is_fixed_across_calls_and_models():
     from framer_nb import backbones as B
-    cfg = TrainConfig(image_size=16)
+    cfg = TrainConfig()
     bb = B.build("tiny-dit")
-    B.grow_input_channels(bb, 3)
+    bb.grow_lr_channels()
+    bb.residual_scale = 1.0
     a = T.heldout_objective(bb, cfg, batches=2, batch_size=4)
     assert a == T.heldout_objective(bb, cfg, batches=2, batch_size=4) and a > 0
     with torch.no_grad():
@@ -117,7 +124,7 @@ def test_ema_and_cosine_schedule_resume_exactly_and_ema_is_saved(tmp_path):
     full = T.train_sr(cfg, "framer", tmp_path / "a", progress=False)
     T.train_sr(cfg, "framer", tmp_path / "b", progress=False, stop_after=2)
     resumed = T.train_sr(cfg, "framer", tmp_path / "b", progress=False)
-    a, b = load_file(str(full / "checkpoint.safetensors")), load_file(str(resumed / "checkpoint.safetensors"))
+    a, b = load_file(str(full.checkpoint)), load_file(str(resumed.checkpoint))
     assert any(k.startswith("ema.") for k in a)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     bb, _ = T.load_trained(full, "tiny-dit")
@@ -134,27 +141,40 @@ def test_lr_factor_warms_up_then_holds_or_decays_to_zero():
         T.lr_factor("linear", 100)
 
 
-def test_scores_are_keyed_by_the_run_config_and_collected_per_run(tmp_path):
+def test_scores_are_keyed_by_run_config_and_test_set(tmp_path):
     import dataclasses
 
     from framer_nb import pipeline as P
     from framer_nb.config import profile
     a = P.run_specs(profile("smoke"))[0]
     b = dataclasses.replace(a, train=dataclasses.replace(a.train, lr=a.train.lr * 2))  # same label, new config
-    assert P.eval_dir(tmp_path, a) != P.eval_dir(tmp_path, b)
+    assert P.run_of(a, tmp_path) != P.run_of(b, tmp_path)
     assert P.find_spec(profile("smoke"), a.backbone, a.variant, a.seed) == a
-    for spec, value in ((a, 1.0), (b, 2.0)):
-        d = P.eval_dir(tmp_path, spec)
-        d.mkdir(parents=True)
-        pd.DataFrame({**{k: [v] for k, v in spec.label.items()}, "psnr": [value]}).to_csv(d / "per_image.csv")
-    assert P.collect(tmp_path, specs=[a])["psnr"].tolist() == [1.0]  # a stale run's scores are not taken
-    assert sorted(P.collect(tmp_path)["psnr"]) == [1.0, 2.0]
     with pytest.raises(KeyError, match="no run"):
         P.find_spec(profile("smoke"), "tiny-dit", "framer", 99)
+    builtin = E.make_test_set(2, 64, "bicubic")
+    other = E.make_test_set(2, 64, "bicubic", seed=5)
+    run = P.run_of(a, tmp_path)
+    assert builtin.key == E.make_test_set(2, 64, "bicubic").key != other.key
+    assert run.eval_dir(builtin.key, 10) != run.eval_dir(other.key, 10) != run.eval_dir(builtin.key, 1)
 
 
-def test_train_config_names_a_bad_schedule_or_decay():
+def test_train_config_names_bad_values():
     with pytest.raises(ValueError, match=r"TrainConfig.lr_schedule='linear' is not one of"):
         TrainConfig(lr_schedule="linear")
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+    for field, value in (("batch_size", 0), ("sr_steps", 0), ("grad_accum", 0), ("seed", 10**20), ("image_size", 66)):
+        with pytest.raises(ValueError, match=field if field != "image_size" else "divisible"):
+            TrainConfig(**{field: value})
+
+
+def test_run_folder_lock_refuses_a_second_trainer(tmp_path):
+    from framer_nb.runs import RunLockedError
+    run = Run(tmp_path / "r")
+    with run.lock():
+        with pytest.raises(RunLockedError, match="another process"):
+            with Run(tmp_path / "r").lock():
+                pass
+    with run.lock():  # released on exit
+        pass

@@ -1,0 +1,199 @@
+"""Our pretrained priors: long unconditional pretraining of each tiny backbone, shipped in data/priors/<backbone>/.
+
+The paper fine-tunes a pretrained generative model (SD2 / SD3.5); the small profile fine-tunes these. Each
+folder holds the model (`save_pretrained`: config.json + safetensors, at most 20 MB), `model_card.json`
+(data, steps, batch, wall time, device, commit, the held-out denoising loss curve, the command that
+regenerates it, the weights' SHA-256) and `samples.png` (real residuals of validation photos beside
+unconditional samples of the prior). `python -m framer_nb pretrain` (or `make pretrain`) regenerates them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .paths import DATA_ROOT
+
+PRIOR_ROOT = DATA_ROOT / "priors"
+MAX_WEIGHTS_MB = 20.0
+
+
+def weights_file(folder: Path) -> Path:
+    return Path(folder) / "diffusion_pytorch_model.safetensors"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shipped_prior(backbone: str, root: Path | None = None) -> dict:
+    """The model card of a shipped prior, after checking its weights are present and unchanged."""
+    folder = Path(root or PRIOR_ROOT) / backbone
+    card_file = folder / "model_card.json"
+    if not card_file.exists() or not weights_file(folder).exists():
+        raise FileNotFoundError(f"{folder}: no shipped prior for {backbone!r} (model_card.json and weights); "
+                                f"run `python -m framer_nb pretrain --backbone {backbone}` or train with --prior train")
+    card = json.loads(card_file.read_text())
+    if sha256(weights_file(folder)) != card.get("weights_sha256"):
+        raise ValueError(f"{weights_file(folder)}: SHA-256 differs from {card_file}; the weights were changed or "
+                         "truncated: restore them (git checkout) or regenerate with `python -m framer_nb pretrain`")
+    return card
+
+
+def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = None, minutes: float | None = None,
+             batch_size: int = 64, lr: float = 1e-3, runs: str | Path = "runs", eval_every: int = 500,
+             num_workers: int = 0, progress: bool = True, command: str = "") -> dict:
+    """Pretrain `backbone`'s unconditional prior and export it to data/priors/<backbone> (or `out`).
+
+    Give `steps`, or `minutes` to size the step count from the speed of the first steps on this machine (the
+    card records the steps, so `--steps` reproduces it). Resumable: the run lives under runs/prior/."""
+    from . import backbones as B
+    from .config import TrainConfig
+    from .train import heldout_objective, prior_run, train_prior
+
+    if steps is None:
+        if minutes is None:
+            raise ValueError("give steps or minutes")
+        steps = steps_for_minutes(backbone, minutes, batch_size, lr, num_workers)
+    cfg = TrainConfig(backbone=backbone, prior="train", prior_steps=steps, prior_lr=lr, prior_batch_size=batch_size,
+                      batch_size=batch_size, mixed_precision="no", num_workers=num_workers,
+                      ckpt_every=max(50, eval_every), log_every=50)
+    curve: list[dict] = []
+
+    def evaluate(step: int, ema_backbone) -> None:
+        curve.append({"step": step, "heldout_objective": round(heldout_objective(ema_backbone, cfg), 6)})
+        if progress:
+            print(f"[pretrain {backbone}] step {step}: held-out objective {curve[-1]['heldout_objective']:.5f}",
+                  flush=True)
+
+    t0 = time.time()
+    run = train_prior(cfg, runs, progress, callback=evaluate, callback_every=eval_every)
+    wall = time.time() - t0
+    done = run.done_record()
+    out = Path(out or PRIOR_ROOT / backbone)
+    bb = load_prior_model(run.model_dir, backbone)
+    bb.model.save_pretrained(out)
+    size_mb = weights_file(out).stat().st_size / 2**20
+    if size_mb > MAX_WEIGHTS_MB:
+        raise ValueError(f"{weights_file(out)}: {size_mb:.1f} MB exceeds the {MAX_WEIGHTS_MB} MB limit for shipped priors")
+    from .provenance import provenance
+    card = provenance(
+        backbone=backbone, model_class=type(bb.model).__name__, parameters=sum(p.numel() for p in bb.model.parameters()),
+        objective=dataclasses.asdict(bb.objective), space=bb.space.describe(), target="residual HR - bicubic(LR)",
+        data=done.get("data"), data_fingerprint=done.get("data_fingerprint"), crop=cfg.image_size,
+        crop_scale=cfg.crop_scale, degradation=cfg.degradation, steps=steps, batch_size=batch_size, lr=lr,
+        ema_decay=cfg.prior_ema_decay, lr_schedule=cfg.lr_schedule, wall_s=round(done.get("wall_s", wall), 1),
+        device=_device_name(), heldout_curve=_read_curve(run.path, curve),
+        heldout_data="validation photos (framer_nb.data.SPLITS['val']), fixed seeded batches",
+        command=command or f"python -m framer_nb pretrain --backbone {backbone} --steps {steps} "
+                           f"--batch-size {batch_size} --lr {lr}",
+        weights_sha256=sha256(weights_file(out)), weights_mb=round(size_mb, 2))
+    (out / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
+    save_samples_figure(bb, cfg, out / "samples.png")
+    return card
+
+
+def _read_curve(run_path: Path, fresh: list[dict]) -> list[dict]:
+    """The held-out curve of this pretraining, merged with points saved before an interruption."""
+    f = run_path / "heldout_curve.json"
+    old = json.loads(f.read_text()) if f.exists() else []
+    merged = {p["step"]: p for p in old + fresh}
+    points = [merged[k] for k in sorted(merged)]
+    f.write_text(json.dumps(points))
+    return points
+
+
+def load_prior_model(folder: Path, backbone: str):
+    from . import backbones as B
+    bb = B.load(backbone, folder, with_vae=False)
+    bb.residual_scale = 1.0
+    return bb
+
+
+def steps_for_minutes(backbone: str, minutes: float, batch_size: int, lr: float, num_workers: int) -> int:
+    """How many steps fit in `minutes` here, from the speed of 20 timed steps after 5 warm-up steps."""
+    from . import backbones as B
+    from .config import FramerConfig, TrainConfig
+    from .step import training_loss
+    from .train import builtin_source, sr_pair
+    from .degrade import load_preset
+    cfg = TrainConfig(backbone=backbone, batch_size=batch_size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    bb = B.build(backbone).to(device)
+    bb.residual_scale = 1.0
+    opt = torch.optim.AdamW(bb.model.parameters(), lr=lr)
+    src, preset, g = builtin_source(), load_preset(cfg.degradation), torch.Generator().manual_seed(0)
+    for i in range(25):
+        if i == 5:
+            _sync()
+            t0 = time.time()
+        hr, _ = src.batch(batch_size, cfg.image_size, g, cfg.crop_scale)
+        hr_m, lr_m = (bb.to_model(x.to(device)) for x in sr_pair(hr, preset, cfg, g))
+        loss = training_loss(bb, bb.sr_target(hr_m, lr_m), None, FramerConfig(objective="none"), generator=g,
+                             loss_space=cfg.loss_space).total
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    _sync()
+    per_step = (time.time() - t0) / 20
+    if num_workers:
+        per_step *= 0.85  # data loading overlaps with compute in worker processes
+    return max(100, int(minutes * 60 / per_step))
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _device_name() -> str:
+    import platform
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
+
+
+@torch.no_grad()
+def save_samples_figure(bb, cfg, path: Path, n: int = 8, steps: int = 20) -> Path:
+    """Real residuals (HR - bicubic up of its LR) of validation crops above unconditional samples of the prior."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import diffusion as D
+    from .data import Pyramid, photos
+    from .train import sr_pair
+    from .degrade import load_preset
+    bb = copy.deepcopy(bb).to("cpu")
+    bb.model.eval()
+    g = torch.Generator().manual_seed(0)
+    hr = Pyramid.between(photos("val", 1.0), *cfg.crop_scale).crops(n, cfg.image_size, g)[0]
+    hr_px, lr_px = sr_pair(hr, load_preset(cfg.degradation), cfg, g)
+    real = hr_px - lr_px
+    shape = bb.to_model(real).shape
+    z = D.sample(bb.objective, lambda x, t: bb.predict(x, t), shape, steps, torch.Generator().manual_seed(1), clip=2.0)
+    fake = bb.to_pixels(z)
+    fig, axes = plt.subplots(2, n, figsize=(1.4 * n, 3.2))
+    scale = float(real.abs().quantile(0.99))
+    for row, imgs, title in ((0, real, "real residuals (validation photos)"), (1, fake, "prior samples")):
+        for k in range(n):
+            ax = axes[row, k]
+            ax.imshow((imgs[k].mean(0) / (2 * scale) + 0.5).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[row, 0].set_ylabel(title, fontsize=7)
+    fig.suptitle(f"{bb.spec.name} prior: residual HR - bicubic(LR), grey = 0, ±{scale:.2f} at the extremes",
+                 fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

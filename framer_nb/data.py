@@ -1,4 +1,4 @@
-"""Images: a dead-leaves generator, photos shipped inside installed packages, and user folders.
+"""Images: natural photos shipped inside installed packages (fixed train/val/test split) and user folders.
 
 Every image is a float tensor [3, H, W] in [0, 1]; batches are [B, 3, H, W].
 """
@@ -18,108 +18,87 @@ from torch import Tensor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
-# Fixed split by image. Photos are downscaled by PHOTO_SCALE first, so small crops hold structure.
-TRAIN_PHOTOS = ("astronaut", "camera", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "brick",
-                "grass", "moon", "coins", "clock", "page", "text", "retina", "china")
-TEST_PHOTOS = ("chelsea", "flower", "grace_hopper", "gravel")
-PHOTO_SCALE = 0.5
+# Natural photos that ship inside installed packages: name -> (package, file or loader). Fixed split by image:
+# no training crop comes from a validation or test photo. Grey photos are replicated to RGB.
+PHOTOS: dict[str, tuple[str, str]] = {
+    "astronaut": ("skimage", "astronaut.png"), "rocket": ("skimage", "rocket.jpg"), "china": ("sklearn", "china"),
+    "motorcycle_left": ("skimage", "motorcycle_left.png"), "motorcycle_right": ("skimage", "motorcycle_right.png"),
+    "street_night": ("pyiqa", "frame_7gzdcz9sif0ekg31.jpg"), "sunset": ("pyiqa", "frame_9ogwhvvy7gfj6jzh.jpg"),
+    "camera": ("skimage", "camera.png"), "brick": ("skimage", "brick.png"), "grass": ("skimage", "grass.png"),
+    "moon": ("skimage", "moon.png"), "coins": ("skimage", "coins.png"),
+    "coffee": ("skimage", "coffee.png"), "garden": ("pyiqa", "SPAQ_10241.jpg"), "gravel": ("skimage", "gravel.png"),
+    "hubble": ("skimage", "hubble_deep_field.jpg"),
+    "chelsea": ("skimage", "chelsea.png"), "flower": ("sklearn", "flower"),
+    "grace_hopper": ("matplotlib", "grace_hopper.jpg"), "snow_road": ("pyiqa", "frame_4wrwr48cdk6rbcjl.jpg"),
+}
+SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("astronaut", "rocket", "china", "motorcycle_left", "motorcycle_right", "street_night", "sunset",
+              "camera", "brick", "grass", "moon", "coins"),
+    "val": ("coffee", "garden", "gravel", "hubble"),  # recipe choices are made here, never on test
+    "test": ("chelsea", "flower", "grace_hopper", "snow_road"),
+}
+TRAIN_PHOTOS, VAL_PHOTOS, TEST_PHOTOS = SPLITS["train"], SPLITS["val"], SPLITS["test"]
+PHOTO_SCALE = 0.5  # validation and test photos are downscaled by this first (antialiased), so crops hold structure
 
 
 class ImageLoadError(ValueError):
     """An image file that cannot be read or used; the message names the file."""
 
 
-# ---------------------------------------------------------------- dead leaves
-
-def dead_leaves(n: int, size: int, generator: torch.Generator | None = None, r_min: float = 1.0,
-                r_max: float | None = None, alpha: float = 3.0, disks: int | None = None,
-                blur: float = 0.0) -> Tensor:
-    """Dead-leaves images [n, 3, size, size]: occluding disks, radius density ~ r^-alpha on [r_min, r_max].
-
-    alpha = 3 is the scale-invariant model whose power spectrum falls as 1/f^2.
-    """
-    r_max = r_max if r_max is not None else size / 2
-    k = disks or int(40 * size * size / (np.pi * r_min * r_max)) + 64
-    u = torch.rand(n, k, generator=generator)
-    a = 1.0 - alpha  # inverse CDF of the truncated power law
-    radius = (r_min ** a + u * (r_max ** a - r_min ** a)) ** (1.0 / a)
-    centre = torch.rand(n, k, 2, generator=generator) * (size + 2 * radius[..., None]) - radius[..., None]
-    colour = torch.rand(n, k, 3, generator=generator)
-    out = torch.from_numpy(np.stack([_paint(size, centre[i].numpy(), radius[i].numpy(), colour[i].numpy())
-                                     for i in range(n)]))
-    return gaussian_blur(out, blur) if blur > 0 else out
-
-
-def _paint(size: int, centre: np.ndarray, radius: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """Paint disks back to front (disk 0 ends on top), each only inside its bounding box: [3, H, W]."""
-    img = np.empty((size, size, 3), dtype=np.float32)
-    img[:] = colour[-1]
-    grid = np.arange(size, dtype=np.float32) + 0.5
-    for (cy, cx), r, c in zip(centre[::-1], radius[::-1], colour[::-1]):
-        y0, y1 = max(0, int(cy - r)), min(size, int(cy + r) + 1)
-        x0, x1 = max(0, int(cx - r)), min(size, int(cx + r) + 1)
-        if y0 >= y1 or x0 >= x1:
-            continue
-        inside = (grid[y0:y1, None] - cy) ** 2 + (grid[None, x0:x1] - cx) ** 2 <= r * r
-        img[y0:y1, x0:x1][inside] = c
-    return img.transpose(2, 0, 1)
-
-
-def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur with reflect padding."""
-    r = max(1, int(3 * sigma + 0.5))
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
-def radial_power_spectrum(images: Tensor) -> tuple[Tensor, Tensor]:
-    """Radially averaged power spectrum of grey images: (frequency in cycles/pixel, mean power)."""
-    g = images.mean(1) - images.mean((1, 2, 3))[:, None, None]
-    power = torch.fft.fftshift(torch.fft.fft2(g).abs() ** 2, dim=(-2, -1)).mean(0)
-    h, w = power.shape
-    fy = torch.fft.fftshift(torch.fft.fftfreq(h))
-    fx = torch.fft.fftshift(torch.fft.fftfreq(w))
-    r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
-    bins = torch.round(r * h).long()
-    counts = torch.bincount(bins.flatten())
-    sums = torch.bincount(bins.flatten(), weights=power.flatten().double())
-    keep = counts > 0
-    freq = torch.arange(len(counts))[keep] / h
-    return freq, (sums[keep] / counts[keep]).float()
-
-
 # ---------------------------------------------------------------- photos shipped in packages
 
+def _package_file(package: str, name: str) -> Path:
+    """The path of a photo inside an installed package (pyiqa ships four natural photos with its tests)."""
+    import importlib.metadata as md
+    if package == "skimage":
+        import skimage
+        return Path(skimage.__file__).parent / "data" / name
+    if package == "matplotlib":
+        import matplotlib
+        return Path(matplotlib.get_data_path()) / "sample_data" / name
+    if package == "pyiqa":
+        return Path(md.distribution("pyiqa").locate_file(f"tests/test_efficiency_img_dir/{name}"))
+    raise KeyError(package)
+
+
 def _package_photo(name: str) -> np.ndarray:
-    if name in ("china", "flower"):
+    if name not in PHOTOS:
+        raise KeyError(f"unknown package photo {name!r}; known: {', '.join(PHOTOS)}")
+    package, ref = PHOTOS[name]
+    if package == "sklearn":
         from sklearn.datasets import load_sample_image
-        return load_sample_image(f"{name}.jpg")
-    if name == "grace_hopper":
-        from matplotlib import cbook
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
-            return np.asarray(Image.open(f).convert("RGB"))
-    import skimage.data
-    return getattr(skimage.data, name)()
+        return load_sample_image(f"{ref}.jpg")
+    path = _package_file(package, ref)
+    if not path.exists():
+        raise ImageLoadError(f"{path}: photo {name!r} is not where {package} installs it (package version changed?)")
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 @cache
 def photo(name: str, scale: float = PHOTO_SCALE) -> Tensor:
-    """A photo shipped inside scikit-image, scikit-learn or matplotlib: [3, H, W] in [0, 1]."""
-    arr = _package_photo(name)
-    x = to_rgb_tensor(arr, source=f"package photo {name!r}")
+    """A photo shipped inside an installed package: [3, H, W] in [0, 1], downscaled by `scale` (antialiased)."""
+    x = to_rgb_tensor(_package_photo(name), source=f"package photo {name!r}")
     if scale != 1.0:
         x = F.interpolate(x[None], scale_factor=scale, mode="bicubic", antialias=True, align_corners=False)[0]
     return x.clamp(0, 1)
 
 
-def photos(split: str) -> list[Tensor]:
-    """All photos of the fixed 'train' or 'test' split."""
-    names = {"train": TRAIN_PHOTOS, "test": TEST_PHOTOS}[split]
-    return [photo(n) for n in names]
+def photos(split: str, scale: float = PHOTO_SCALE) -> list[Tensor]:
+    """All photos of the fixed 'train', 'val' or 'test' split."""
+    if split not in SPLITS:
+        raise KeyError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    return [photo(n, scale) for n in SPLITS[split]]
+
+
+def fingerprint(images: list[Tensor], source: str) -> str:
+    """A content fingerprint of a list of images (16 hex digits of a SHA-256 over their bytes and shapes)."""
+    import hashlib
+    h = hashlib.sha256(source.encode())
+    for img in images:
+        h.update(str(tuple(img.shape)).encode())
+        h.update(img.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def to_rgb_tensor(arr: np.ndarray, source: str = "array") -> Tensor:
@@ -207,18 +186,53 @@ def fit_to_crop(img: Tensor, crop: int, source: str = "image", small: str = "res
 def random_crops(images: list[Tensor], n: int, crop: int, generator: torch.Generator | None = None,
                  flip: bool = True) -> Tensor:
     """n random crops (with random horizontal flips) from a list of images: [n, 3, crop, crop]."""
-    idx = torch.randint(0, len(images), (n,), generator=generator)
-    out = []
-    for i in idx.tolist():
-        img = images[i]
-        h, w = img.shape[-2:]
-        y = int(torch.randint(0, h - crop + 1, (1,), generator=generator))
-        x = int(torch.randint(0, w - crop + 1, (1,), generator=generator))
-        c = img[:, y:y + crop, x:x + crop]
-        if flip and bool(torch.rand(1, generator=generator) < 0.5):
-            c = c.flip(-1)
-        out.append(c)
-    return torch.stack(out)
+    return Pyramid(images, (1.0,)).crops(n, crop, generator, flip=flip)[0]
+
+
+class Pyramid:
+    """Images at several scales (antialiased bicubic, made once on first use), for random multi-scale crops.
+
+    A crop at scale s is a crop of the image downscaled by s: one photo yields views at many scales, and
+    drawing a batch is only indexing."""
+
+    def __init__(self, images: list[Tensor], levels: tuple[float, ...]):
+        self.images, self.levels = images, tuple(sorted(levels))
+        self._scaled: dict[tuple[int, float], Tensor] = {}
+
+    @classmethod
+    def between(cls, images: list[Tensor], low: float, high: float, step: float = 0.05) -> Pyramid:
+        levels = np.round(np.arange(low, high + 1e-9, step), 4) if high > low else np.array([low])
+        return cls(images, tuple(float(x) for x in levels))
+
+    def scaled(self, i: int, s: float) -> Tensor:
+        if (i, s) not in self._scaled:
+            img = self.images[i]
+            self._scaled[(i, s)] = img if s == 1.0 else F.interpolate(
+                img[None], scale_factor=s, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
+        return self._scaled[(i, s)]
+
+    def crops(self, n: int, crop: int, generator: torch.Generator | None = None, flip: bool = True,
+              rotate: bool = False) -> tuple[Tensor, list[int]]:
+        """n crops [n, 3, crop, crop] (random image, scale level, position, flip, rotation) and their image index."""
+        idx = torch.randint(0, len(self.images), (n,), generator=generator).tolist()
+        lv = torch.randint(0, len(self.levels), (n,), generator=generator).tolist()
+        out = []
+        for i, k in zip(idx, lv):
+            h, w = self.images[i].shape[-2:]
+            fits = [s for s in self.levels if round(min(h, w) * s) >= crop] or [max(self.levels)]
+            s = min(fits, key=lambda x: abs(x - self.levels[k]))
+            img = self.scaled(i, s)
+            if min(img.shape[-2:]) < crop:
+                raise ImageLoadError(f"image {i} ({w}x{h}) is smaller than the {crop}px crop")
+            y = int(torch.randint(0, img.shape[-2] - crop + 1, (1,), generator=generator))
+            x = int(torch.randint(0, img.shape[-1] - crop + 1, (1,), generator=generator))
+            c = img[:, y:y + crop, x:x + crop]
+            if flip and bool(torch.rand(1, generator=generator) < 0.5):
+                c = c.flip(-1)
+            if rotate:
+                c = torch.rot90(c, int(torch.randint(0, 4, (1,), generator=generator)), dims=(-2, -1))
+            out.append(c)
+        return torch.stack(out), idx
 
 
 def hr_folder(folder: str | Path, crop: int, skip_bad: bool = False, small: str = "resize") -> list[Tensor]:
@@ -262,14 +276,13 @@ def _stem(p: Path) -> str:
 
 # ---------------------------------------------------------------- the embedded default
 
-def test_images(n: int, size: int, seed: int = 1234) -> list[tuple[str, Tensor]]:
-    """The fixed held-out test set: n crops of the test photos, cycling over them, at fixed positions."""
+def test_images(n: int, size: int, seed: int = 1234, split: str = "test") -> list[tuple[str, Tensor]]:
+    """A fixed held-out set: n crops of the split's photos, cycling over them, at fixed positions."""
     g = torch.Generator().manual_seed(seed)
+    names = SPLITS[split]
     out = []
     for i in range(n):
-        name = TEST_PHOTOS[i % len(TEST_PHOTOS)]
-        img = photo(name)
-        crop = random_crops([img], 1, size, g, flip=False)[0]
-        out.append((f"{name}_{i // len(TEST_PHOTOS)}", crop))
+        name = names[i % len(names)]
+        crop = random_crops([photo(name)], 1, size, g, flip=False)[0]
+        out.append((f"{name}_{i // len(names)}", crop))
     return out
-

@@ -1,4 +1,7 @@
-"""Real-ESRGAN second-order degradation in torch, written from its published description (not vendored).
+"""Degradations: classic bicubic x4 (the small profile's main task) and Real-ESRGAN's second-order pipeline.
+
+`bicubic`: antialiased bicubic downsampling, then 8-bit quantisation (no randomness).
+Real-ESRGAN second-order degradation in torch, written from its published description (not vendored).
 
 Stage k (k = 1, 2): blur (Gaussian / generalised / plateau, iso or aniso, or sinc), random resize,
 Gaussian or Poisson noise (colour or grey), JPEG. Then, in random order, [resize to 1/scale + sinc]
@@ -19,7 +22,9 @@ from scipy.special import j1
 from torch import Tensor
 from torchvision.io import decode_jpeg, encode_jpeg
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "data" / "degradations"
+from .paths import DATA_ROOT
+
+PRESET_DIR = DATA_ROOT / "degradations"
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 
 
@@ -58,13 +63,23 @@ class DegradeConfig:
     final_sinc_prob: float
 
 
-def load_preset(name_or_path: str) -> DegradeConfig:
-    """A preset by name (data/degradations/<name>.yaml) or path; unknown or missing keys name the file."""
+@dataclass(frozen=True)
+class BicubicConfig:
+    """Classic x`scale` degradation: antialiased bicubic downsampling and 8-bit quantisation."""
+
+    scale: int = 4
+
+
+def load_preset(name_or_path: str) -> DegradeConfig | BicubicConfig:
+    """`bicubic`, or a Real-ESRGAN preset by name (data/degradations/<name>.yaml) or path; unknown or missing keys
+    name the file."""
+    if name_or_path == "bicubic":
+        return BicubicConfig()
     path = Path(name_or_path)
     if not path.suffix:
         path = PRESET_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        known = ", ".join(p.stem for p in PRESET_DIR.glob("*.yaml"))
+        known = ", ".join(["bicubic"] + sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
         raise FileNotFoundError(f"{path}: no such degradation preset (known: {known})")
     raw = yaml.safe_load(path.read_text()) or {}
     names = {f.name for f in fields(DegradeConfig)}
@@ -136,7 +151,7 @@ def random_kernel(g: torch.Generator, cfg: DegradeConfig, second: bool) -> np.nd
     sizes = cfg.kernel_sizes2 if second else cfg.kernel_sizes
     size = _odd_size(g, *sizes)
     if _coin(g, cfg.sinc_prob2 if second else cfg.sinc_prob):
-        lo = math.pi / 2 if size < 13 else math.pi / 3
+        lo = math.pi / 3 if size < 13 else math.pi / 5  # Real-ESRGAN's lower cutoffs for small / large kernels
         return sinc_kernel(size, _u(g, lo, math.pi))
     kind = _choice(g, cfg.kernel_types, cfg.kernel_probs)
     sig = cfg.blur_sigma2 if second else cfg.blur_sigma
@@ -231,11 +246,19 @@ def degrade_one(hr: Tensor, cfg: DegradeConfig, g: torch.Generator) -> Tensor:
     return (x.clamp(0, 1) * 255).round() / 255
 
 
-def degrade(hr: Tensor, cfg: DegradeConfig | str, generator: torch.Generator) -> Tensor:
+def bicubic_down(hr: Tensor, scale: int) -> Tensor:
+    """Antialiased bicubic downsampling by `scale`, quantised to 8 bits."""
+    lr = F.interpolate(hr, scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
+    return (lr.clamp(0, 1) * 255).round() / 255
+
+
+def degrade(hr: Tensor, cfg: DegradeConfig | BicubicConfig | str, generator: torch.Generator | None = None) -> Tensor:
     """A batch of HR images [B, 3, H, W] -> LR [B, 3, H/scale, W/scale], one random draw per image."""
     cfg = load_preset(cfg) if isinstance(cfg, str) else cfg
     if hr.shape[-1] % cfg.scale or hr.shape[-2] % cfg.scale:
         raise ValueError(f"HR size {tuple(hr.shape[-2:])} is not divisible by the scale {cfg.scale}")
+    if isinstance(cfg, BicubicConfig):
+        return bicubic_down(hr, cfg.scale)
     return torch.cat([degrade_one(img[None], cfg, generator) for img in hr])
 
 

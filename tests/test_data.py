@@ -6,31 +6,29 @@ from PIL import Image
 from framer_nb import data
 
 
-def test_dead_leaves_seeded_range_and_shape():
-    a = data.dead_leaves(3, 24, torch.Generator().manual_seed(0))
-    b = data.dead_leaves(3, 24, torch.Generator().manual_seed(0))
-    assert a.shape == (3, 3, 24, 24) and torch.equal(a, b)
-    assert a.min() >= 0 and a.max() <= 1 and a.std() > 0.1
-
-
-def test_dead_leaves_power_spectrum_follows_power_law():
-    # alpha = 3 (scale-invariant dead leaves): power ~ f^-2. Measured slope here is about -1.76 over
-    # f in (1/64, 1/4) cycles/pixel on 128-px images; finite disk sizes and pixelation flatten it.
-    # Stated tolerance: 0.5.
-    imgs = data.dead_leaves(48, 128, torch.Generator().manual_seed(0))
-    f, p = data.radial_power_spectrum(imgs)
-    sel = (f > 1 / 64) & (f < 1 / 4)
-    slope = np.polyfit(np.log(f[sel].numpy()), np.log(p[sel].numpy()), 1)[0]
-    assert abs(slope - (-2.0)) < 0.5, slope
-
-
 def test_package_photos_split_is_disjoint_and_loads():
-    assert not set(data.TRAIN_PHOTOS) & set(data.TEST_PHOTOS)
-    for name in data.TEST_PHOTOS:
+    splits = [set(v) for v in data.SPLITS.values()]
+    assert all(not (a & b) for i, a in enumerate(splits) for b in splits[i + 1:])
+    assert set().union(*splits) <= set(data.PHOTOS)
+    for name in data.TEST_PHOTOS + data.VAL_PHOTOS:
         img = data.photo(name)
-        assert img.shape[0] == 3 and min(img.shape[-2:]) >= 96 and 0 <= img.min() and img.max() <= 1
+        assert img.shape[0] == 3 and min(img.shape[-2:]) >= 128 and 0 <= img.min() and img.max() <= 1
     names = [n for n, _ in data.test_images(6, 64)]
     assert names[:4] == [f"{n}_0" for n in data.TEST_PHOTOS]
+    assert len(set(data.TEST_PHOTOS + data.VAL_PHOTOS)) >= 8  # Fig. 5 uses 8 distinct held-out photos
+
+
+def test_pyramid_crops_are_seeded_scaled_and_named():
+    imgs = [torch.rand(3, 200, 300, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    pyr = data.Pyramid.between(imgs, 0.25, 0.75)
+    assert pyr.levels[0] == 0.25 and pyr.levels[-1] == 0.75 and len(pyr.levels) == 11
+    a, ia = pyr.crops(8, 32, torch.Generator().manual_seed(0), rotate=True)
+    b, ib = pyr.crops(8, 32, torch.Generator().manual_seed(0), rotate=True)
+    assert a.shape == (8, 3, 32, 32) and torch.equal(a, b) and ia == ib
+    small = data.Pyramid.between([torch.rand(3, 40, 40)], 0.25, 1.0)
+    crops, _ = small.crops(4, 32, torch.Generator().manual_seed(0))  # only scales that keep >= 32 px are used
+    assert crops.shape == (4, 3, 32, 32)
+    assert data.fingerprint(imgs, "x") == data.fingerprint(imgs, "x") != data.fingerprint(imgs[:2], "x")
 
 
 def _palette_image():

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ def hr():
     return torch.rand(4, 3, 32, 32, generator=g)
 
 
-@pytest.mark.parametrize("preset", ["tiny", "realesrgan_x4plus"])
+@pytest.mark.parametrize("preset", ["light", "realesrgan_x4plus"])
 def test_pipeline_is_seeded_and_shaped(hr, preset):
     a = Dg.degrade(hr, preset, torch.Generator().manual_seed(5))
     b = Dg.degrade(hr, preset, torch.Generator().manual_seed(5))
@@ -28,6 +29,27 @@ def test_x4plus_ranges_from_the_spec():
     assert cfg.resize_prob == (0.2, 0.7, 0.1) and cfg.resize_range == (0.15, 1.5)
     assert cfg.noise_range == (1, 30) and cfg.noise_range2 == (1, 25) and cfg.gray_noise_prob == 0.4
     assert cfg.poisson_scale_range == (0.05, 3.0) and cfg.jpeg_range == (30, 95) and cfg.final_sinc_prob == 0.8
+
+
+def test_bicubic_task_is_antialiased_downsampling_in_8_bits(hr):
+    lr = Dg.degrade(hr, "bicubic")
+    ref = torch.nn.functional.interpolate(hr, scale_factor=0.25, mode="bicubic", antialias=True, align_corners=False)
+    assert lr.shape == (4, 3, 8, 8) and torch.equal(lr, (ref.clamp(0, 1) * 255).round() / 255)
+    assert torch.equal(lr, Dg.degrade(hr, "bicubic", torch.Generator().manual_seed(3)))  # no randomness
+
+
+def test_real_esrgan_departures_are_matched_or_documented():
+    cfg = Dg.load_preset("realesrgan_x4plus")
+    assert cfg.kernel_sizes2 == (7, 21)  # Real-ESRGAN's released dataset draws 7-21 in both stages
+    text = (Dg.PRESET_DIR / "realesrgan_x4plus.yaml").read_text()
+    assert "USM" in text and "pi/5" in text  # no GT sharpening (documented); sinc lower cutoffs pi/3 and pi/5
+    g = torch.Generator().manual_seed(0)
+    cutoffs = []
+    for _ in range(400):  # sinc kernels of >= 13 taps reach below pi/3 (down to pi/5), as in Real-ESRGAN
+        k = Dg.random_kernel(g, dataclasses.replace(cfg, sinc_prob=1.0, kernel_sizes=(15, 21)), second=False)
+        cutoffs.append(np.abs(np.fft.fft2(k, s=(256, 256)))[0, :128])
+    widths = [(c > 0.5).sum() for c in cutoffs]  # pass-band width in bins of 1/256 cycles per pixel
+    assert min(widths) < 256 * (1 / 6) * 0.95 < max(widths)  # pi/3 rad = 1/6 cycle per pixel
 
 
 def test_bad_preset_names_the_file(tmp_path):
@@ -71,4 +93,4 @@ def test_stages_individually(hr):
     assert j.shape == hr.shape and (j - hr).abs().mean() > 0.01
     assert torch.allclose(Dg.jpeg(torch.full((1, 3, 16, 16), 0.5), 95), torch.full((1, 3, 16, 16), 0.5), atol=2 / 255)
     with pytest.raises(ValueError, match="divisible"):
-        Dg.degrade(hr[..., :30], "tiny", g)
+        Dg.degrade(hr[..., :30], "light", g)

@@ -1,10 +1,12 @@
 """Statistics behind the observation figures: band densities (Fig. 2), layer-wise LF/HF similarity to
 the final layer over depth and timestep (Figs. 3, 7), cross-sample similarity matrices (Fig. 5).
 
-Recipe (FRAMER_SPEC.md section 6, the best available definition): per layer, the clean-signal estimate
-x0_i; its centred |FFT| masked by the band, flattened over C*H*W, L2-normalised; the dot product with the
-final output's vector; averaged over images. Bands are radial rings (the paper's wording) unless
-`mask="quantile"` (the released code's split) is asked for.
+Recipe (docs/method.md, the best available definition): per layer, the clean-signal estimate x0_i in the
+space's spectral view (pixels for the tiny models, latents for SD); its centred |FFT| masked by the band,
+flattened over C*H*W, L2-normalised; the dot product with the final output's vector; averaged over images.
+Bands are radial rings (the paper's wording) unless `mask="quantile"` (the released code's split) is asked
+for. Every U-Net is observed through 1x1 heads fitted in closed form to its own output (one fair lens for
+priors, baselines and FRAMER runs alike); the heads a FRAMER run trained are never used here.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import torch
 from torch import Tensor
 
 from . import diffusion as D
-from .backbones import Backbone, predict, sr_target
+from .backbones import Backbone
 from .config import Profile
-from .data import test_images
+from .data import SPLITS, photo, random_crops
 from .degrade import bicubic_up, degrade, load_preset
 from .freq import band_histograms, band_log_magnitudes, band_masks, band_vectors, spectrum
 from .provenance import write_sidecar
-from .taps import UNetHeads, fit_unet_heads, tap, unet_block_channels
+from .taps import UNetHeads, fit_unet_heads
 
 TIMESTEPS = (300, 700)
 SWEEP = (100, 200, 300, 400, 500, 600, 700, 800, 900)
@@ -51,17 +53,18 @@ def band_densities(hr: Tensor, lr_up: Tensor, radius: float = 0.25, bins: int = 
 
 def layer_maps(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None, t: float,
                seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
-    """One forward pass at time t: per-layer maps [L, B, C, H, W] and the final map [B, C, H, W], in two spaces:
-    'prediction' (each lens's raw output: v or epsilon, the layer's "feature map") and 'x0' (clean-signal
-    estimates, what the FRAMER loss compares)."""
+    """One forward pass at time t: per-layer maps [L, B, C, H, W] and the final map [B, C, H, W], in the space's
+    spectral view and two forms: 'prediction' (each lens's raw output: v, epsilon or x0, the layer's "feature
+    map") and 'x0' (clean-signal estimates, what the FRAMER loss compares)."""
     g = torch.Generator().manual_seed(seed)
     tt = torch.full((x0.shape[0],), float(t))
     x_t = D.add_noise(bb.objective, x0, torch.randn(x0.shape, generator=g), tt)
-    with torch.no_grad(), tap(bb.model, heads) as tp:
-        pred = predict(bb, x_t, tt, lr)
+    with torch.no_grad(), bb.lens(heads) as tp:
+        pred = bb.predict(x_t, tt, lr)
         per_layer = tp.predictions()
-    return {"prediction": (per_layer, pred),
-            "x0": (D.to_x0(bb.objective, per_layer, x_t, tt), D.to_x0(bb.objective, pred, x_t, tt))}
+    view = bb.space.spectral
+    return {"prediction": (view(per_layer), view(pred)),
+            "x0": (view(bb.x0(per_layer, x_t, tt)), view(bb.x0(pred, x_t, tt)))}
 
 
 def layer_estimates(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None, t: float,
@@ -71,13 +74,13 @@ def layer_estimates(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tenso
 
 
 def calibrated_heads(bb: Backbone, x0: Tensor, lr: Tensor | None, t: float = 500.0) -> UNetHeads:
-    """U-Net heads fitted in closed form to the final output on a calibration batch (the 'fitted' lens)."""
-    heads = UNetHeads(unet_block_channels(bb.model), bb.out_channels)
+    """Lens heads fitted in closed form to the model's own output on a calibration batch (the 'fitted' lens)."""
+    heads = bb.make_heads()
     g = torch.Generator().manual_seed(123)
     tt = torch.full((x0.shape[0],), float(t))
     x_t = D.add_noise(bb.objective, x0, torch.randn(x0.shape, generator=g), tt)
-    with torch.no_grad(), tap(bb.model, heads) as tp:
-        out = predict(bb, x_t, tt, lr)
+    with torch.no_grad(), bb.lens(heads) as tp:
+        out = bb.predict(x_t, tt, lr)
         feats = list(tp.features)
     return fit_unet_heads(heads, feats, out)
 
@@ -125,49 +128,54 @@ def cross_sample_similarity(bb: Backbone, heads: UNetHeads | None, x0: Tensor, l
 
 # ---------------------------------------------------------------- a profile's observation set
 
-def observation_images(p: Profile, size: int | None = None, seed: int = 77) -> dict[str, Tensor]:
-    """HR crops of the held-out photos and their degraded, bicubic-upsampled LR, in [0, 1]."""
-    size = size or p.observe_size
-    items = test_images(p.n_observe, size, seed)
-    hr = torch.stack([img for _, img in items])
-    preset = load_preset(p.train.degradation)
+def observation_images(p: Profile, size: int | None = None, seed: int = 77, n: int | None = None,
+                       degradation: str | None = None) -> dict:
+    """HR crops of the held-out photos (test and validation splits: 8 distinct images) and their degraded,
+    bicubic-upsampled LR, in [0, 1]. Crop k comes from photo k mod 8."""
+    size, n = size or p.observe_size, n or p.n_observe
+    names = SPLITS["test"] + SPLITS["val"]
+    g = torch.Generator().manual_seed(seed)
+    hr, labels = [], []
+    for k in range(n):
+        name = names[k % len(names)]
+        hr.append(random_crops([photo(name)], 1, size, g, flip=False)[0])
+        labels.append(f"{name}_{k // len(names)}")
+    hr = torch.stack(hr)
+    preset = load_preset(degradation or p.train.degradation)
     lr = torch.cat([degrade(h[None], preset, torch.Generator().manual_seed(seed + i)) for i, h in enumerate(hr)])
-    return {"hr": hr, "lr_up": bicubic_up(lr, p.train.scale), "names": [n for n, _ in items]}
+    return {"hr": hr, "lr_up": bicubic_up(lr, p.train.scale), "names": labels}
 
 
 def model_inputs(bb: Backbone, images: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
-    """Images in [0, 1] -> model-space x0 (see `backbones.sr_target`) and LR condition (None for an
+    """Images in [0, 1] -> model-space x0 (what the backbone diffuses) and LR condition (None for an
     unconditional prior)."""
-    hr, lr = images["hr"] * 2 - 1, images["lr_up"] * 2 - 1
-    return sr_target(hr, lr, bb.residual_scale), (lr if bb.lr_channels else None)
+    hr, lr = bb.to_model(images["hr"] * 2 - 1), bb.to_model(images["lr_up"] * 2 - 1)
+    return bb.sr_target(hr, lr), (lr if bb.lr_channels else None)
 
 
-def lens_for(bb: Backbone, heads: UNetHeads | None, x0: Tensor, lr: Tensor | None) -> tuple[UNetHeads | None, str]:
-    """The lens to observe with: the model's own output head (DiT), trained heads, or closed-form heads."""
-    if bb.spec.kind == "dit":
+def lens_for(bb: Backbone, x0: Tensor, lr: Tensor | None) -> tuple[UNetHeads | None, str]:
+    """The lens to observe with: the model's own output head (SD3 family), or heads fitted in closed form."""
+    if not bb.adapter.needs_heads:
         return None, "shared output head"
-    if heads is not None:
-        return heads, "trained 1x1 heads"
     return calibrated_heads(bb, x0, lr), "closed-form 1x1 heads"
 
 
-def observe_models(models: dict[str, tuple], images: dict[str, Tensor], timesteps=SWEEP,
+def observe_models(models: dict[str, Backbone], images: dict[str, Tensor], timesteps=SWEEP,
                    mask: str = "radial") -> pd.DataFrame:
-    """Layer-wise similarity of several (backbone, heads) models, labelled by the dict keys."""
+    """Layer-wise similarity of several backbones, labelled by the dict keys."""
     frames = []
-    for label, (bb, heads) in models.items():
+    for label, bb in models.items():
         x0, lr = model_inputs(bb, images)
-        lens, lens_name = lens_for(bb, heads, x0, lr)
+        lens, lens_name = lens_for(bb, x0, lr)
         frames.append(layer_similarity(bb, lens, x0, lr, timesteps, mask,
                                        label={"model": label, "backbone": bb.spec.name, "lens": lens_name}))
     return pd.concat(frames, ignore_index=True)
 
 
-def cross_sample(bb: Backbone, heads: UNetHeads | None, images: dict[str, Tensor], t: float = 300
-                 ) -> dict[str, list]:
+def cross_sample(bb: Backbone, images: dict[str, Tensor], t: float = 300) -> dict[str, list]:
     """Fig. 5 matrices for one model, JSON-ready."""
     x0, lr = model_inputs(bb, images)
-    lens, _ = lens_for(bb, heads, x0, lr)
+    lens, _ = lens_for(bb, x0, lr)
     return {k: m.tolist() for k, m in cross_sample_similarity(bb, lens, x0, lr, t).items()}
 
 
@@ -177,28 +185,24 @@ def off_diagonal_mean(matrix) -> float:
     return float(m[~np.eye(len(m), dtype=bool)].mean()) if len(m) > 1 else float("nan")
 
 
-def load_priors(p: Profile, runs: str | Path, progress: bool = True) -> dict[str, tuple]:
-    """The stage-1 prior of every backbone of a profile (trained now if not cached), as {backbone: (bb, None)}."""
+def load_priors(p: Profile, runs: str | Path, progress: bool = True) -> dict[str, Backbone]:
+    """The starting point of every backbone of a profile (the shipped prior, or a real pipeline), by backbone."""
     from .config import with_overrides
-    from .train import load_trained, train_prior
-    out = {}
-    for b in p.backbones:
-        run = train_prior(with_overrides(p.train, backbone=b), runs, progress)
-        out[b] = (load_trained(run, b)[0], None)
-    return out
+    from .train import starting_point
+    return {b: starting_point(with_overrides(p.train, backbone=b), runs, progress) for b in p.backbones}
 
 
 def load_runs(p: Profile, runs: str | Path, variants=("baseline", "framer"), seed: int | None = None
-              ) -> dict[str, tuple]:
-    """Trained SR runs of a profile as {'<backbone> <variant>': (bb, heads)} (only finished runs)."""
-    from .config import with_overrides
-    from .train import is_done, load_trained, sr_dir
+              ) -> dict[str, Backbone]:
+    """Trained SR runs of a profile as {'<backbone> <variant>': backbone} (only finished runs)."""
+    from .pipeline import find_spec, run_of
+    from .train import load_trained
     out = {}
     for b in p.backbones:
         for v in variants:
-            run = sr_dir(with_overrides(p.train, backbone=b, seed=p.seeds[0] if seed is None else seed), v, runs)
-            if is_done(run):
-                out[f"{b} {v}"] = load_trained(run, b)
+            run = run_of(find_spec(p, b, v, p.seeds[0] if seed is None else seed), runs)
+            if run.done:
+                out[f"{b} {v}"] = load_trained(run, b)[0]
     return out
 
 

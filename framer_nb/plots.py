@@ -10,9 +10,10 @@ import pandas as pd
 import seaborn as sns
 from PIL import Image
 
+from .paths import DATA_ROOT
 from .provenance import write_sidecar
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "data" / "paper"
+PAPER_DIR = DATA_ROOT / "paper"
 BAND_COLOURS = {"LF": "tab:blue", "HF": "tab:red"}
 sns.set_theme(style="whitegrid", context="paper")
 

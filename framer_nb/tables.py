@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 
 from .metrics import METRICS
+from .paths import DATA_ROOT
 from .provenance import write_sidecar
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "data" / "paper"
+PAPER_DIR = DATA_ROOT / "paper"
 
 # Each ablation table of the paper (Tables 2-5) plus our mask ablation: rows are variants.
 ABLATIONS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -1,8 +1,9 @@
 """The interactive explorer: sliders over layer and timestep, dropdowns for backbone, band mask and image.
 
 `Explorer` keeps all logic and state in plain Python (testable without a browser); `Explorer.ui()`
-wraps it in ipywidgets. Per-layer estimates are cached per (backbone, image, t), so moving the layer
-slider only redraws, and moving the timestep runs one forward pass of a tiny model.
+wraps it in ipywidgets, and `Explorer.set()` moves the widgets too, so they always show the state the figure
+was drawn from. Per-layer estimates are cached per (backbone, image, t), so moving the layer slider only
+redraws, and moving the timestep runs one forward pass of a tiny model.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ class Model:
     lens_name: str = ""
 
 
-def model_from(bb: Backbone, heads, images: dict) -> Model:
-    """An explorer model from a trained backbone (and U-Net heads) and observation images."""
+def model_from(bb: Backbone, images: dict) -> Model:
+    """An explorer model from a backbone and observation images (U-Nets get closed-form lens heads)."""
     from .observe import model_inputs
     x0, lr = model_inputs(bb, images)
-    lens, name = lens_for(bb, heads, x0, lr)
+    lens, name = lens_for(bb, x0, lr)
     return Model(bb, x0, lr, lens, name)
 
 
@@ -47,11 +48,12 @@ class Explorer:
     image_names: list[str]
     state: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict)
+    controls: dict = field(default_factory=dict)  # the widgets, once `ui()` made them
 
     def __post_init__(self) -> None:
         for m in self.models.values():
             if m.lens is None and not m.lens_name:
-                m.lens, m.lens_name = lens_for(m.backbone, None, m.x0, m.lr)
+                m.lens, m.lens_name = lens_for(m.backbone, m.x0, m.lr)
         first = next(iter(self.models))
         self.state = {"backbone": first, "space": "prediction", "mask": "radial", "image": 0, "t": 300, "layer": 0}
         self.refresh()
@@ -71,7 +73,9 @@ class Explorer:
         if unknown:
             raise KeyError(f"unknown explorer control(s) {sorted(unknown)}; known: {sorted(self.state)}")
         self.state.update(changes)
-        return self.refresh()
+        state = self.refresh()
+        self._sync_controls()
+        return state
 
     def refresh(self) -> dict:
         s = self.state
@@ -104,7 +108,7 @@ class Explorer:
         ax.plot(s["lf_curve"], "b-o", ms=3, label="LF")
         ax.plot(s["hf_curve"], "r-o", ms=3, label="HF")
         ax.axvline(s["layer"], color="k", lw=0.8)
-        ax.set(ylim=(0, 1.02), xlabel="layer", ylabel="cos sim to final", title=f"{s['backbone']}, t={s['t']}")
+        ax.set(ylim=(0, 1.02), xlabel="layer", ylabel="cos sim to final", title=f"{s['backbone']}, t={s['t']}, {s['mask']} bands")
         ax.legend(fontsize=7)
         for k, (name, img) in enumerate(self.layer_images().items()):
             a = fig.add_subplot(1, 4, k + 2)
@@ -116,9 +120,8 @@ class Explorer:
     def ui(self):
         """The ipywidgets front end; every control calls `set` and redraws in place."""
         import ipywidgets as W
-        from IPython.display import display
         s = self.state
-        controls = {
+        self.controls = {
             "backbone": W.Dropdown(options=list(self.models), value=s["backbone"], description="backbone"),
             "space": W.Dropdown(options=["prediction", "x0"], value=s["space"], description="maps"),
             "mask": W.Dropdown(options=["radial", "quantile"], value=s["mask"], description="bands"),
@@ -127,29 +130,41 @@ class Explorer:
             "t": W.SelectionSlider(options=TIMESTEPS, value=s["t"], description="timestep", continuous_update=False),
             "layer": W.IntSlider(min=0, max=s["n_layers"] - 1, value=s["layer"], description="layer"),
         }
-        out = W.Output()
-        with out:
-            fig = plt.figure(figsize=(10, 3.2))
-            self.draw(fig)
+        self._out = W.Output()
+        self._redraw()
+        for name, w in self.controls.items():
+            w.observe(lambda change, name=name: self._on_widget(name, change["new"]), names="value")
+        c = self.controls
+        return W.VBox([W.HBox([c["backbone"], c["space"], c["mask"], c["image"]]), W.HBox([c["t"], c["layer"]]),
+                       self._out])
+
+    def _on_widget(self, name: str, value) -> None:
+        if getattr(self, "_syncing", False) or self.state.get(name) == value:
+            return
+        self.set(**{name: value})  # moves the other widgets if needed and redraws
+
+    def _sync_controls(self) -> None:
+        """Move every widget to the state (after `set` from Python), without triggering their callbacks."""
+        if not self.controls:
+            return
+        self._syncing = True
+        try:
+            self.controls["layer"].max = self.state["n_layers"] - 1
+            for name, w in self.controls.items():
+                if w.value != self.state[name]:
+                    w.value = self.state[name]
+        finally:
+            self._syncing = False
+        if hasattr(self, "_out"):
+            self._redraw()
+
+    def _redraw(self) -> None:
+        from IPython.display import display
+        self._out.clear_output(wait=True)
+        with self._out:
+            fig = self.draw(plt.figure(figsize=(10, 3.2)))
             display(fig)
             plt.close(fig)
-
-        def changed(name):
-            def handler(change):
-                self.set(**{name: change["new"]})
-                controls["layer"].max = self.state["n_layers"] - 1
-                out.clear_output(wait=True)
-                with out:
-                    f = self.draw(plt.figure(figsize=(10, 3.2)))
-                    display(f)
-                    plt.close(f)
-            return handler
-
-        for name, w in controls.items():
-            w.observe(changed(name), names="value")
-        self.controls = controls
-        return W.VBox([W.HBox([controls["backbone"], controls["space"], controls["mask"], controls["image"]]),
-                       W.HBox([controls["t"], controls["layer"]]), out])
 
 
 def _to_rgb(x: torch.Tensor) -> np.ndarray:

@@ -9,11 +9,10 @@ from framer_nb.widgets import Explorer, model_from
 
 @pytest.fixture(scope="module")
 def explorer():
-    images = observation_images(profile("smoke"), size=16)
-    dit = B.build("tiny-dit", num_layers=3, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
-                  dual_attention_layers=(0,))
+    images = observation_images(profile("smoke"), size=64)
+    dit = B.build("tiny-dit", num_layers=3, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16)
     unet = B.build("tiny-unet")
-    models = {"dit": model_from(dit, None, images), "unet": model_from(unet, None, images)}
+    models = {"dit": model_from(dit, images), "unet": model_from(unet, images)}
     return Explorer(models, images["names"])
 
 
@@ -22,6 +21,7 @@ def test_sliders_drive_the_displayed_state(explorer):
     assert s["n_layers"] == 3 and s["layer"] == 1 and s["lens"] == "shared output head"
     m = explorer.models["dit"]
     students, teacher = layer_maps(m.backbone, None, m.x0[2:3], None, 700)["x0"]
+    assert students.shape[-1] == 64  # the explorer shows the spectral view: pixels, not the unshuffled space
     lf, hf = band_similarity(students, teacher, "radial")
     assert s["lf_at_layer"] == pytest.approx(lf[1, 0].item(), abs=1e-6)
     assert s["hf_curve"] == pytest.approx(hf[:, 0].tolist(), abs=1e-6)
@@ -32,7 +32,7 @@ def test_switching_backbone_and_mask(explorer):
     s = explorer.set(backbone="unet", layer=99, mask="quantile")
     assert s["n_layers"] == 7 and s["layer"] == 6 and s["lens"] == "closed-form 1x1 heads"
     imgs = explorer.layer_images()
-    assert set(imgs) == {"x0", "LF band", "HF band"} and imgs["x0"].shape == (16, 16, 3)
+    assert set(imgs) == {"x0", "LF band", "HF band"} and imgs["x0"].shape == (64, 64, 3)
     with pytest.raises(KeyError, match="unknown explorer control"):
         explorer.set(colour="red")
 
@@ -47,14 +47,17 @@ def test_layer_moves_hit_the_cache(explorer):
     assert len(fig.axes) == 4
 
 
-def test_ui_builds_and_reacts():
-    images = observation_images(profile("smoke"), size=16)
-    dit = B.build("tiny-dit", num_layers=2, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
-                  dual_attention_layers=(0,))
-    ex = Explorer({"dit": model_from(dit, None, images)}, images["names"])
+def test_ui_builds_and_reacts_and_python_moves_the_widgets():
+    images = observation_images(profile("smoke"), size=64)
+    dit = B.build("tiny-dit", num_layers=2, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16)
+    ex = Explorer({"dit": model_from(dit, images)}, images["names"])
     box = ex.ui()
     ex.controls["layer"].value = 1
     ex.controls["t"].value = 800
     assert ex.state["layer"] == 1 and ex.state["t"] == 800 and box is not None
     ex.controls["space"].value = "x0"
     assert ex.state["space"] == "x0" and torch.is_tensor(ex.estimates("dit", 0, 800, "x0")[0])
+    ex.set(t=700, mask="quantile", layer=0)  # from Python after ui(): the widgets follow (they used not to)
+    assert ex.controls["t"].value == 700 and ex.controls["mask"].value == "quantile" and ex.controls["layer"].value == 0
+    ex.controls["mask"].value = "radial"  # and a widget change after that still takes effect
+    assert ex.state["mask"] == "radial"

@@ -1,7 +1,11 @@
 """Training-step time and peak memory: baseline vs baseline + FRAMER, same seed and batch, alternating runs.
 
 CPU:  python benchmarks/overhead.py --backbone tiny-dit --device cpu
-GPU:  python benchmarks/overhead.py --backbone sd35-medium --device cuda --batch 16 --size 64 --dtype bf16
+GPU:  python benchmarks/overhead.py --backbone sd35-medium --device cuda --batch 16 --size 64 --dtype bf16 \
+          --context-tokens 333
+`--size` is the side in model space (pixels unshuffled for tiny models, VAE latents for SD). The model is
+randomly initialised on the device; both variants train the same model with AdamW. Peak memory is measured in
+a fresh process per variant (CUDA allocator peak; on CPU, process max RSS, which the libraries dominate).
 Writes benchmarks/results/overhead_<backbone>_<device>.json with provenance.
 """
 
@@ -21,19 +25,19 @@ from framer_nb import backbones as B
 from framer_nb.config import FramerConfig
 from framer_nb.provenance import provenance
 from framer_nb.step import training_loss
-from framer_nb.taps import UNetHeads, unet_block_channels
 
 VARIANTS = {"baseline": FramerConfig(objective="none"), "framer": FramerConfig()}
 
 
 def setup(args):
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
-    bb = B.build(args.backbone)
-    if args.context_tokens and bb.spec.kind == "dit":
-        bb.context["encoder_hidden_states"] = torch.zeros(1, args.context_tokens, bb.model.config.joint_attention_dim)
-    bb.model.to(args.device, dtype)
-    heads = UNetHeads(unet_block_channels(bb.model), bb.out_channels).to(args.device, dtype) \
-        if bb.spec.kind == "unet" else None
+    bb = B.build(args.backbone, device=args.device)
+    bb.model.to(dtype)
+    if args.context_tokens:  # the text sequence length of real prompts (SD3: 77 CLIP + 256 T5 tokens)
+        bb.context = {k: v.expand(1, args.context_tokens, *v.shape[2:]) if k == "encoder_hidden_states" else v
+                      for k, v in bb.context.items()}
+    heads = bb.make_heads()
+    heads = heads.to(args.device, dtype) if heads is not None else None
     params = list(bb.model.parameters()) + (list(heads.parameters()) if heads else [])
     opt = torch.optim.AdamW(params, lr=1e-5)
     g = torch.Generator().manual_seed(0)
@@ -42,7 +46,8 @@ def setup(args):
 
 
 def one_step(bb, heads, opt, x0, cfg, seed):
-    loss = training_loss(bb, x0, None, cfg, heads, torch.Generator().manual_seed(seed)).total
+    loss = training_loss(bb, x0, None, cfg, heads if cfg.objective != "none" else None,
+                         torch.Generator().manual_seed(seed)).total
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -65,6 +70,7 @@ def time_steps(args) -> dict[str, list[float]]:
             sync(args.device)
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - t0)
+    del bb, heads, opt, x0
     return times
 
 
@@ -85,9 +91,10 @@ def peak_memory(args, name) -> float:
     q = ctx.Queue()
     p = ctx.Process(target=_peak_child, args=(args, name, q))
     p.start()
-    value = q.get()
     p.join()
-    return value
+    if p.exitcode != 0 or q.empty():
+        raise RuntimeError(f"the peak-memory process of {name} failed (exit code {p.exitcode})")
+    return q.get()
 
 
 def main():
@@ -95,7 +102,7 @@ def main():
     ap.add_argument("--backbone", default="tiny-dit", help="registered backbone, built with random init")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--batch", type=int, default=16, help="batch size")
-    ap.add_argument("--size", type=int, default=32, help="sample side in model space (pixels or latents)")
+    ap.add_argument("--size", type=int, default=16, help="sample side in model space (unshuffled pixels or latents)")
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="parameter and activation dtype")
     ap.add_argument("--context-tokens", type=int, default=0, help="text tokens (SD3: 333 = 77 CLIP + 256 T5)")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant")
@@ -105,6 +112,8 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     times = time_steps(args)
+    if args.device.startswith("cuda"):
+        torch.cuda.empty_cache()  # the timing model is gone: leave the whole card to the fresh processes
     mem = {name: peak_memory(args, name) for name in VARIANTS}
     med = {k: statistics.median(v) for k, v in times.items()}
     result = provenance(benchmark="overhead", args=vars(args), device_name=_device_name(args.device),

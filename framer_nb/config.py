@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class TrainConfig:
     target: str = "residual"  # residual: diffuse HR - upsampled LR (SRDiff-style) | image: diffuse HR itself
     residual_scale: float = 1.0  # residual target only: x0 = scale * (HR - LR) in model space
     loss_space: str = "x0"  # x0: clean-signal MSE (released code's preconditioning) | native: plain v / eps MSE
+    time_bias: float = 1.0  # > 1: SR-stage training times drawn nearer to noise (diffusion.sample_time); sampler unchanged
     batch_size: int = 16
     prior: str = "shipped"  # shipped: fine-tune data/priors/<backbone> | train: pretrain here | none: from scratch
     pretrained: str | None = None  # a diffusers pipeline or model folder to fine-tune (overrides `prior`)
@@ -138,6 +140,8 @@ class TrainConfig:
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"TrainConfig.crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
+        if self.time_bias <= 0:
+            raise ValueError(f"TrainConfig.time_bias must be > 0, got {self.time_bias}")
         if self.num_workers < 0:
             raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
         if self.lr <= 0 or self.prior_lr <= 0:
@@ -196,6 +200,20 @@ def profile(name: str) -> Profile:
 def with_overrides(cfg, **overrides):
     """A copy of a frozen config with some fields replaced (None values ignored)."""
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def with_pipeline(p: Profile, path: str) -> Profile:
+    """A profile run on a diffusers pipeline folder: its backbone (SD3 family -> sd35-medium, U-Net ->
+    sd2-base), fine-tuned from the pipeline's weights in its VAE latents, diffusing images (not residuals)."""
+    index = Path(path) / "model_index.json"
+    if not index.exists():
+        raise FileNotFoundError(f"{path}: no model_index.json; `pretrained` must be a diffusers pipeline folder")
+    parts = json.loads(index.read_text())
+    backbone = "sd35-medium" if "transformer" in parts else "sd2-base" if "unet" in parts else None
+    if backbone is None:
+        raise ValueError(f"{index}: neither a transformer nor a unet; not an SD3 or SD2 pipeline")
+    train = replace(p.train, backbone=backbone, pretrained=str(path), target="image", prior="none")
+    return replace(p, train=train, backbones=(backbone,))
 
 
 def config_hash(*configs) -> str:

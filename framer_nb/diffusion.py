@@ -60,22 +60,30 @@ def _coeffs(obj: Objective, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
     return _bcast(abar.sqrt(), like), _bcast((1.0 - abar).sqrt(), like)
 
 
-def sample_time(obj: Objective, batch: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+def sample_time(obj: Objective, batch: int, generator: torch.Generator | None = None, device=None,
+                bias: float = 1.0) -> Tensor:
     """Training times [B]: logit-normal (SD3) or uniform sigma for flow, uniform integer steps for DDPM.
 
-    A tiny model trained on logit-normal sigma never sees sigma > 0.95, where sampling from noise starts."""
+    A tiny model trained on logit-normal sigma never sees sigma > 0.95, where sampling starts. `bias` > 1 moves
+    training times towards noise (u -> bias u / (1 + (bias - 1) u), SD3's shift applied once more); the
+    sampler is not changed by it."""
     if obj.kind == "flow":
         u = torch.rand(batch, generator=generator) if obj.time_sampling == "uniform" else \
             torch.randn(batch, generator=generator).sigmoid()
-        return (u * T_MAX).clamp(1.0, T_MAX - 1.0).to(device)
-    return torch.randint(0, T_MAX, (batch,), generator=generator).float().to(device)
+        return (_shift(_shift(u, obj.shift), bias) * T_MAX).clamp(1.0, T_MAX - 1.0).to(device)
+    if bias == 1.0:
+        return torch.randint(0, T_MAX, (batch,), generator=generator).float().to(device)
+    u = (torch.randint(0, T_MAX, (batch,), generator=generator).float() + 0.5) / T_MAX
+    return (_shift(u, bias) * T_MAX).floor().clamp(0, T_MAX - 1).to(device)
+
+
+def _shift(u: Tensor, s: float) -> Tensor:
+    return u if s == 1.0 else s * u / (1.0 + (s - 1.0) * u)
 
 
 def shift_sigma(obj: Objective, sigma: Tensor) -> Tensor:
     """SD3's timestep shift of flow sigmas in [0, 1] (identity at shift 1)."""
-    if obj.shift == 1.0:
-        return sigma
-    return obj.shift * sigma / (1.0 + (obj.shift - 1.0) * sigma)
+    return _shift(sigma, obj.shift)
 
 
 def add_noise(obj: Objective, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:

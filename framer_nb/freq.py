@@ -72,22 +72,23 @@ def band_log_magnitudes(images: Tensor, radius: float, norm: str = "ortho") -> t
     return flat[:, low].flatten(1), flat[:, high].flatten(1)
 
 
-def band_histograms(groups: dict[str, Tensor], bins: int = 60,
-                    clip_percentile: float = 99.5) -> tuple[Tensor, dict[str, Tensor]]:
-    """Per-sample densities of several [N, K] value sets on shared bin edges.
+def band_histograms(groups: dict[str, Tensor], bins: int = 60, top_percentile: float = 99.9
+                    ) -> tuple[Tensor, dict[str, Tensor], dict[str, float]]:
+    """Per-sample densities of several [N, K] value sets on shared bin edges chosen from the data.
 
-    Returns the edges [bins+1] and, for each group, densities [N, bins] that integrate to 1.
-    Values above the pooled percentile are clipped into the last bin (display only).
-    """
+    The edges span [0, the pooled `top_percentile`]; values above it are left out of the bins (not piled into
+    the last one) but stay in the normalisation, so each density integrates to 1 minus its share beyond the
+    range. Returns the edges [bins+1], densities [N, bins] per group, and each group's share beyond the range."""
     pooled = torch.cat([g.flatten() for g in groups.values()])
-    hi = torch.quantile(pooled[torch.randperm(pooled.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000]],
-                        clip_percentile / 100)
-    edges = torch.linspace(0.0, float(hi), bins + 1)
+    sample = pooled[torch.randperm(pooled.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000]]
+    hi = float(torch.quantile(sample, top_percentile / 100))
+    edges = torch.linspace(0.0, hi, bins + 1)
     width = edges[1] - edges[0]
-    out = {}
+    out, beyond = {}, {}
     for name, values in groups.items():
-        clipped = values.clamp(0.0, float(hi))
-        idx = torch.bucketize(clipped, edges[1:-1])
-        counts = torch.zeros(values.shape[0], bins).scatter_add_(1, idx, torch.ones_like(clipped))
-        out[name] = counts / (counts.sum(1, keepdim=True) * width)
-    return edges, out
+        inside = values <= hi
+        idx = torch.bucketize(values.clamp(0.0, hi), edges[1:-1])
+        counts = torch.zeros(values.shape[0], bins).scatter_add_(1, idx, inside.float())
+        out[name] = counts / (values.shape[1] * width)
+        beyond[name] = float((~inside).float().mean())
+    return edges, out, beyond

@@ -1,27 +1,90 @@
-"""Headless reproduction: run every notebook in order with papermill and check what each must produce."""
+"""The notebooks' shared setup (`setup`) and headless reproduction: run every notebook in order with papermill
+and check what each must produce."""
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .paths import DATA_ROOT as DATA  # noqa: F401  (notebooks read data/paper through it)
+from .provenance import write_sidecar  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
 # What each notebook must leave in the figures folder (checked after it runs).
 EXPECTED: dict[str, tuple[str, ...]] = {
-    "01_observations": ("fig2_band_densities.png", "fig3_layer_similarity.png", "fig3_sweep.png",
-                        "fig5_cross_sample.png", "observe_band_density.csv", "observe_layer_similarity.csv"),
+    "01_observations": ("fig2_band_densities.png", "fig_masks.png", "fig3_layer_similarity.png", "fig3_sweep.png",
+                        "fig5_cross_sample.png", "observe_band_density.csv", "observe_layer_similarity.csv",
+                        "observe_mask_statistics.csv", "verdicts_observations.csv"),
     "02_train_variants": ("training_runs.csv",),
     "03_evaluate_tables": ("table1_main.csv", "table1_main.md", "table1_main.tex", "table1_paper.md",
-                           "table1_one_step.md",
-                           "table2_objective.md", "table_mask.md", "results_per_image.csv"),
+                           "table1_one_step.csv", "table1_one_step.md", "framer_vs_baseline.csv",
+                           "table2_objective.md", "table_mask.md", "results_per_image.csv", "verdicts_tables.csv"),
     "04_figures": ("fig6_training_cost.png", "fig7_layer_similarity_trained.png", "fig8_stability.png",
                    "fig9_faw_fam.png", "fig_qualitative.png"),
     "05_explorer": ("explorer_snapshot.png",),
 }
 TABLE_SUFFIXES = (".csv", ".md", ".tex")
+
+
+@dataclass
+class Session:
+    """What every notebook cell needs: the profile (with a pipeline folder applied), folders and provenance."""
+
+    notebook: str
+    profile: object
+    runs: Path
+    results: Path
+    figures: Path
+    seed: int
+    pretrained: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def prov(self) -> dict:
+        """Provenance fields of everything this notebook writes."""
+        return {"profile": self.profile.name, "notebook": self.notebook, "shown_seed": self.seed,
+                "seeds": list(self.profile.seeds), "pretrained": self.pretrained, **self.extra}
+
+    def figure(self, fig, name: str, **extra) -> None:
+        """Save a figure (PNG + provenance) into the figures folder and show it in the notebook."""
+        from . import plots
+        plots.save(fig, self.figures / name, show=True, **self.prov, **extra)
+
+    def csv(self, df, name: str, **extra):
+        """Save a table (CSV + provenance) into the figures folder; returns the DataFrame."""
+        from .observe import save_csv
+        save_csv(df, self.figures / name, **self.prov, **extra)
+        return df
+
+    def describe(self) -> str:
+        p = self.profile
+        src = f"pipeline {self.pretrained}" if self.pretrained else "shipped priors (data/priors)"
+        return (f"profile {p.name}: backbones {', '.join(p.backbones)}, seeds {list(p.seeds)}, from {src}; "
+                f"figures -> {self.figures}")
+
+
+def setup(notebook: str, profile: str, seed: int = 0, runs: str = "build/runs", results: str = "",
+          figures: str = "", pretrained: str = "") -> Session:
+    """The notebooks' one setup call: resolve folders, apply a pipeline folder to the profile, seed torch."""
+    import warnings
+
+    import torch
+
+    from .config import profile as get_profile
+    from .config import with_pipeline
+    warnings.filterwarnings("ignore", message=".*bitsandbytes.*")
+    p = get_profile(profile)
+    if pretrained:
+        p = with_pipeline(p, str(resolve(pretrained)))
+    torch.manual_seed(seed)
+    figs = resolve(figures or default_figures(profile))
+    figs.mkdir(parents=True, exist_ok=True)
+    return Session(notebook, p, resolve(runs), resolve(results or f"build/{profile}/results"), figs, seed,
+                   str(resolve(pretrained)) if pretrained else None)
 
 
 def resolve(path: str | Path) -> Path:
@@ -55,13 +118,16 @@ def missing_outputs(name: str, figures: Path) -> list[str]:
     return missing
 
 
-def run_all(profile: str, build: Path, figures: str | None = None, only: str | None = None) -> int:
+def run_all(profile: str, build: Path, figures: str | None = None, only: str | None = None,
+            pretrained: str | None = None) -> int:
     """Execute the notebooks in order on a profile; 0 if all ran and produced their outputs."""
     import papermill as pm
     build = resolve(build) / profile
     figs = resolve(figures or default_figures(profile))
     params = {"profile": profile, "runs": str(build.parent / "runs"), "results": str(build / "results"),
               "figures": str(figs)}  # absolute paths: notebooks resolve relative ones against the repo root
+    if pretrained:
+        params["pretrained"] = str(resolve(pretrained))
     (build / "executed").mkdir(parents=True, exist_ok=True)
     for nb in notebook_paths(only):
         t0 = time.time()

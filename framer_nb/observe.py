@@ -39,13 +39,32 @@ def band_densities(hr: Tensor, lr_up: Tensor, radius: float = 0.25, bins: int = 
     for name, imgs in (("HR", hr), ("LR", lr_up)):
         lf, hf = band_log_magnitudes(imgs, radius)
         groups[f"{name}/LF"], groups[f"{name}/HF"] = lf, hf
-    edges, dens = band_histograms(groups, bins)
+    edges, dens, beyond = band_histograms(groups, bins)
     centres = ((edges[1:] + edges[:-1]) / 2).numpy()
     rows = []
     for key, d in dens.items():
         image, band = key.split("/")
+        median = float(groups[key].median())
         for c, m, s in zip(centres, d.mean(0).numpy(), d.std(0).numpy()):
-            rows.append({"images": image, "band": band, "log1p_magnitude": c, "density_mean": m, "density_std": s})
+            rows.append({"images": image, "band": band, "log1p_magnitude": c, "density_mean": m, "density_std": s,
+                         "median": median, "share_beyond_range": beyond[key]})
+    return pd.DataFrame(rows)
+
+
+def mask_statistics(images: Tensor, cutoff: float = 0.2, radius: float = 0.25) -> pd.DataFrame:
+    """Where the released code's quantile "LF" bins sit, per image: the share of the paper's LF ring they cover
+    (chance: `cutoff`) and their mean radius (as a fraction of Nyquist) against that of all bins."""
+    from .freq import radial_frequency
+    mag = spectrum(images).abs()
+    quant, _ = band_masks(mag, "quantile", cutoff=cutoff)
+    ring = radial_frequency(*images.shape[-2:]) <= radius
+    r = radial_frequency(*images.shape[-2:]).expand_as(quant[0])
+    rows = []
+    for q in quant:
+        rows.append({"share_of_ring_labelled_LF": float(q[ring.expand_as(q)].float().mean()),
+                     "share_of_LF_outside_ring": float((~ring.expand_as(q))[q].float().mean()),
+                     "mean_radius_LF_bins": float(r[q].mean()), "mean_radius_all_bins": float(r.mean()),
+                     "chance_share": cutoff})
     return pd.DataFrame(rows)
 
 

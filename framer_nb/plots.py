@@ -18,28 +18,69 @@ BAND_COLOURS = {"LF": "tab:blue", "HF": "tab:red"}
 sns.set_theme(style="whitegrid", context="paper")
 
 
-def save(fig, path: str | Path, **prov) -> Path:
-    """Save a figure as PNG (150 dpi) with a provenance sidecar; closes the figure."""
+def save(fig, path: str | Path, show: bool = False, **prov) -> Path:
+    """Save a figure as PNG (150 dpi) with a provenance sidecar; with `show`, display it in a notebook first.
+    Closes the figure either way."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150, bbox_inches="tight")
+    if show:
+        from IPython.display import display
+        display(fig)
     plt.close(fig)
     write_sidecar(path, **prov)
     return path
 
 
-def fig_band_densities(dens: pd.DataFrame):
-    """Fig. 2 analogue: mean +- std densities of log(1+|F|) in the LF ring and HF band, HR and LR panels."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
-    for ax, images, title in zip(axes, ("HR", "LR"), ("(a) high-resolution crops", "(b) degraded LR (bicubic-up)")):
+def paper_fig2() -> pd.DataFrame:
+    """The paper's Fig. 2 curves, coarse and approximate (data/paper/README.md)."""
+    return pd.read_csv(PAPER_DIR / "fig2_band_densities.csv")
+
+
+def fig_band_densities(dens: pd.DataFrame, paper: pd.DataFrame | None = None):
+    """Fig. 2 analogue: mean +- std densities of log(1+|F|) in the LF ring and HF band, HR and LR panels; the
+    paper's approximate curves in a third panel (their axis is normalised differently)."""
+    n = 3 if paper is not None else 2
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.2))
+    for ax, images, title in zip(axes, ("HR", "LR"), ("(a) ours: high-resolution crops", "(b) ours: degraded LR "
+                                                                                         "(bicubic-up)")):
         for band, colour in BAND_COLOURS.items():
             d = dens[(dens["images"] == images) & (dens["band"] == band)]
             x, m, s = d["log1p_magnitude"], d["density_mean"], d["density_std"]
             ax.plot(x, m, color=colour, label=band)
             ax.fill_between(x, (m - s).clip(lower=0), m + s, color=colour, alpha=0.2)
-        ax.set(title=title, xlabel="log(1 + |F|)  (spectrum magnitude)")
-    axes[0].set_ylabel("probability density")
-    axes[0].legend()
+        ax.set(title=title, xlabel="log(1 + |F|)", ylabel="probability density")
+        ax.legend(fontsize=7)
+    if paper is not None:
+        ax = axes[2]
+        for (images, band), g in paper.groupby(["images", "band"]):
+            ax.plot(g["magnitude"], g["density"], "-" if images == "HR" else "--", color=BAND_COLOURS[band],
+                    label=f"{images} {band}")
+        ax.set(title="(c) paper, reported (approximate)", xlabel="spectrum magnitude (paper's scale)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig_masks(image, cutoff: float = 0.2, radius: float = 0.25):
+    """The two band splits on one image's spectrum: the paper's rings and the released code's magnitude quantile
+    (its "LF" = the weakest 20% of bins, which sit mostly at high spatial frequencies)."""
+    import torch
+
+    from .freq import band_masks, spectrum
+    mag = spectrum(image[None]).abs()
+    radial, _ = band_masks(mag, "radial", radius=radius)
+    quant, _ = band_masks(mag, "quantile", cutoff=cutoff)
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    axes[0].imshow(torch.log1p(mag[0]).mean(0).numpy(), cmap="magma")
+    axes[0].set_title("log(1+|F|), centred (luma mean)")
+    axes[1].imshow(radial[0, 0].numpy(), cmap="Blues", vmin=0, vmax=1)
+    axes[1].set_title(f"radial (paper): LF = ring r <= {radius} Nyquist", fontsize=8)
+    axes[2].imshow(quant[0, 0].numpy(), cmap="Blues", vmin=0, vmax=1)
+    axes[2].set_title(f"quantile (released code): 'LF' = weakest {cutoff:.0%} bins", fontsize=8)
+    for ax in axes:
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
     return fig
 
 
@@ -98,19 +139,28 @@ def fig_cross_sample(mats: dict[str, list]):
     return fig
 
 
-def fig_training_cost(bench: dict, paper: pd.DataFrame | None = None):
-    """Fig. 6 analogue: time per step and peak memory, baseline vs FRAMER (ours), with the paper's overheads."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-    names = ["baseline", "framer"]
-    axes[0].bar(names, [bench["median_step_s"][n] * 1e3 for n in names], color=["0.6", "tab:green"])
-    axes[0].set(ylabel="ms / step", title=f"time: x{bench['time_ratio']:.3f}")
-    axes[1].bar(names, [bench["peak_memory_mib"][n] for n in names], color=["0.6", "tab:green"])
-    axes[1].set(ylabel="MiB", title=f"peak memory ({bench['memory_kind']}): x{bench['memory_ratio']:.3f}")
-    note = f"ours: {bench['args']['backbone']} on {bench['device_name']}"
+def fig_training_cost(benches: list[dict], paper: pd.DataFrame | None = None):
+    """Fig. 6 analogue: FRAMER's relative step time and peak memory for each measured setting (ours), beside the
+    paper's reported overheads. CPU memory (process max RSS, dominated by the libraries) is not shown."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    labels, time_pct, mem_pct = [], [], []
+    for b in benches:
+        labels.append(f"ours: {b['args']['backbone']}\n{b['device_name'][:24]}")
+        time_pct.append(100 * (b["time_ratio"] - 1))
+        mem_pct.append(100 * (b["memory_ratio"] - 1) if b["memory_kind"].startswith("cuda") else float("nan"))
     if paper is not None and len(paper):
-        r = paper.iloc[0]
-        note += f"\npaper (reported): +{100 * r['time_overhead']:.0f}% time, +{100 * r['memory_overhead']:.0f}% memory"
-    fig.suptitle(note, fontsize=8)
+        labels.append("paper (reported)\nFRAMER_D vs DiT4SR, H200")
+        time_pct.append(100 * paper.iloc[0]["time_overhead"])
+        mem_pct.append(100 * paper.iloc[0]["memory_overhead"])
+    colours = ["tab:green"] * len(benches) + ["0.6"] * (len(labels) - len(benches))
+    for ax, values, what in ((axes[0], time_pct, "step time"), (axes[1], mem_pct, "peak memory (CUDA only)")):
+        ax.bar(range(len(labels)), [0 if np.isnan(v) else v for v in values], color=colours)
+        for k, v in enumerate(values):
+            ax.text(k, 0 if np.isnan(v) else v, "n/a" if np.isnan(v) else f"+{v:.1f}%", ha="center", va="bottom",
+                    fontsize=7)
+        ax.set_xticks(range(len(labels)), labels, fontsize=6)
+        ax.set(ylabel=f"FRAMER overhead, % {what}", title=what)
+    fig.tight_layout()
     return fig
 
 
@@ -132,30 +182,39 @@ def diag_by_layer(log: pd.DataFrame, name: str, step: int) -> np.ndarray:
     return row[cols].to_numpy(float)
 
 
-def fig_faw_fam(log: pd.DataFrame, early: int, late: int):
-    """Fig. 9 analogue: FAW and FAM weights across layers, early vs late in training."""
+def fig_faw_fam(log: pd.DataFrame, early: int, late: int, mask: str = "quantile"):
+    """Fig. 9 analogue: FAW and FAM weights across layers, early vs late in training. The band labels name the
+    mask: under `quantile` (the released code) "LF" is the weakest-magnitude bins, mostly high spatial frequency."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    band = {"lf": "LF", "hf": "HF"} if mask == "radial" else {"lf": "'LF' (weak bins)", "hf": "'HF' (strong bins)"}
     for ax, (label, step) in zip(axes, (("early", early), ("late", late))):
         for name, style in (("faw_lf", "b-"), ("faw_hf", "r-"), ("fam_lf", "b--"), ("fam_hf", "r--")):
             v = diag_by_layer(log, name, step)
-            ax.plot(np.arange(len(v)), v, style, marker="o", ms=3, label=name.upper().replace("_", " "))
+            ax.plot(np.arange(len(v)), v, style, marker="o", ms=3,
+                    label=f"{name[:3].upper()} {band[name[-2:]]}, {mask} mask")
         ax.set(title=f"({'ab'[label == 'late']}) {label} training (step ~{step})", xlabel="layer", ylim=(0, 1.05))
     axes[0].set_ylabel("weight")
     axes[0].legend(fontsize=7)
     return fig
 
 
-def fig_qualitative(paths: dict[str, list[Path]], zoom: int = 2):
-    """Qualitative grid: rows = images, columns = methods (LR, bicubic, baseline, FRAMER, HR), with a zoom crop."""
+def fig_qualitative(paths: dict[str, list[Path]], zoom: int = 48):
+    """Qualitative grid: rows = images, columns = methods (bicubic, baseline, FRAMER, HR, ...), each a full crop and
+    below it a `zoom`-px detail from the crop's centre, enlarged, so the detail bicubic lacks is visible."""
     methods = list(paths)
     n = len(paths[methods[0]])
-    fig, axes = plt.subplots(n, len(methods), figsize=(2.0 * len(methods), 2.0 * n), squeeze=False)
+    fig, axes = plt.subplots(2 * n, len(methods), figsize=(2.1 * len(methods), 4.2 * n), squeeze=False)
     for j, m in enumerate(methods):
         for i, p in enumerate(paths[m]):
             img = np.asarray(Image.open(p))
-            axes[i][j].imshow(img, interpolation="nearest")
-            axes[i][j].set_xticks([])
-            axes[i][j].set_yticks([])
+            h, w = img.shape[:2]
+            y, x = (h - zoom) // 2, (w - zoom) // 2
+            axes[2 * i][j].imshow(img, interpolation="nearest")
+            axes[2 * i + 1][j].imshow(img[y:y + zoom, x:x + zoom], interpolation="nearest")
+            axes[2 * i][j].add_patch(plt.Rectangle((x, y), zoom, zoom, fill=False, color="yellow", lw=0.8))
+            for ax in (axes[2 * i][j], axes[2 * i + 1][j]):
+                ax.set_xticks([]), ax.set_yticks([])
             if i == 0:
-                axes[i][j].set_title(m, fontsize=8)
+                axes[0][j].set_title(m, fontsize=8)
+    fig.tight_layout()
     return fig

@@ -31,7 +31,7 @@ def objective_loss(bb: Backbone, pred: Tensor, x0: Tensor, noise: Tensor, t: Ten
 def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig, heads=None,
                   generator: torch.Generator | None = None, gather: Gather | None = None,
                   neg_generator: torch.Generator | None = None, loss_space: str = "native",
-                  context: dict | None = None) -> StepLoss:
+                  context: dict | None = None, time_bias: float = 1.0) -> StepLoss:
     """Objective (+ FRAMER) on a batch of clean model-space samples x0 with optional LR condition.
 
     FRAMER compares the students' and the teacher's clean-signal estimates in the space's spectral view
@@ -39,7 +39,7 @@ def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig
     process the same one.
     """
     obj = bb.objective
-    t = D.sample_time(obj, x0.shape[0], generator, x0.device)
+    t = D.sample_time(obj, x0.shape[0], generator, x0.device, time_bias)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
     x_t = D.add_noise(obj, x0, noise, t)
     if cfg.objective == "none":

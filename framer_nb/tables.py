@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import METRICS
+from .metrics import HIGHER_BETTER
 from .paths import DATA_ROOT
 from .provenance import write_sidecar
 
@@ -23,38 +23,70 @@ ABLATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "table5_faw_fam": ("Table 5 analogue: FAW and FAM", ("no-faw-fam", "faw-only", "fam-only", "framer")),
     "table_mask": ("Mask ablation (ours): quantile (released code) vs radial (paper)", ("framer", "framer-radial")),
 }
-COLUMNS = ("psnr", "ssim", "psnr_lf", "psnr_hf", "niqe", "lpips", "maniqa", "musiq")
+COLUMNS = ("psnr", "ssim", "fsim", "vif", "gmsd", "niqe", "psnr_lf", "psnr_hf", "spec_lf", "spec_hf", "ms_ssim",
+           "lpips", "maniqa", "musiq")
+DIGITS = {"ssim": 3, "fsim": 3, "vif": 3, "gmsd": 4, "ms_ssim": 3, "lpips": 3, "maniqa": 3}
 
 
 def higher_is_better(metric: str) -> bool:
-    return METRICS[metric][2] if metric in METRICS else True  # band PSNRs: higher is better
+    return HIGHER_BETTER.get(metric, True)
+
+
+def per_seed(df: pd.DataFrame, by: list[str], columns=COLUMNS) -> pd.DataFrame:
+    """Mean over images per (row, seed)."""
+    cols = [c for c in columns if c in df.columns and df[c].notna().any()]
+    return df.groupby(by + ["seed"], sort=False)[cols].mean().reset_index()
 
 
 def seed_summary(df: pd.DataFrame, by: list[str], columns=COLUMNS) -> pd.DataFrame:
-    """Mean over images per seed, then mean and std over seeds: columns <metric>_mean, <metric>_std, n_seeds."""
-    cols = [c for c in columns if c in df.columns]
-    per_seed = df.groupby(by + ["seed"], sort=False)[cols].mean().reset_index()
-    g = per_seed.groupby(by, sort=False)[cols]
+    """Mean over images per seed, then mean and std over seeds: <metric>_mean, <metric>_std, n_seeds, and
+    <metric>_best (True where that row beats every other row by a paired t-test over seeds, p < 0.05)."""
+    seeds = per_seed(df, by, columns)
+    cols = [c for c in seeds.columns if c not in by + ["seed"]]
+    g = seeds.groupby(by, sort=False)[cols]
     out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_std"))
-    out["n_seeds"] = per_seed.groupby(by, sort=False)["seed"].nunique()
-    return out.reset_index()
+    out["n_seeds"] = seeds.groupby(by, sort=False)["seed"].nunique()
+    out = out.reset_index()
+    for c in cols:
+        out[f"{c}_best"] = _best_beyond_noise(seeds, by, c, out)
+    return out
+
+
+def _best_beyond_noise(seeds: pd.DataFrame, by: list[str], metric: str, summary: pd.DataFrame) -> list[bool]:
+    """Whether each summary row is the best one and beats every other row (paired over shared seeds, p < 0.05)."""
+    from scipy import stats
+    means = summary[f"{metric}_mean"]
+    if means.isna().all() or len(summary) < 2:
+        return [False] * len(summary)
+    best = means.idxmax() if higher_is_better(metric) else means.idxmin()
+    key = tuple(summary.loc[best, by])
+    series = {tuple(k if isinstance(k, tuple) else (k,)): g.set_index("seed")[metric]
+              for k, g in seeds.groupby(by, sort=False)}
+    mine = series[key]
+    for k, other in series.items():
+        if k == key:
+            continue
+        shared = mine.index.intersection(other.index)
+        if len(shared) < 2:
+            return [False] * len(summary)
+        d = mine[shared] - other[shared]
+        if d.std() == 0 or stats.ttest_rel(mine[shared], other[shared]).pvalue >= 0.05:
+            return [False] * len(summary)
+    return [i == best for i in range(len(summary))]
 
 
 def formatted(summary: pd.DataFrame, by: list[str], columns=COLUMNS, marker: str = "**") -> pd.DataFrame:
-    """'mean +- std' strings, best mean per column wrapped in `marker`, n/a where nothing was measured."""
+    """'mean +- std' strings with the direction in the header; bold only where `<metric>_best` (beyond noise)."""
     out = summary[by].copy()
     for c in columns:
-        if f"{c}_mean" not in summary:
+        if f"{c}_mean" not in summary or summary[f"{c}_mean"].isna().all():
             continue
-        means, stds = summary[f"{c}_mean"], summary[f"{c}_std"]
-        best = None if means.isna().all() else (means.idxmax() if higher_is_better(c) else means.idxmin())
-        digits = 3 if c in ("ssim", "lpips", "maniqa") else 2
+        digits = DIGITS.get(c, 2)
         cells = []
-        for i, (m, s) in enumerate(zip(means, stds)):
+        for m, s, best in zip(summary[f"{c}_mean"], summary[f"{c}_std"], summary.get(f"{c}_best", [False] * len(summary))):
             text = "n/a" if np.isnan(m) else (f"{m:.{digits}f}" + ("" if np.isnan(s) else f" ± {s:.{digits}f}"))
-            cells.append(f"{marker}{text}{marker}" if i == best and len(means) > 1 and marker else text)
-        arrow = "↑" if higher_is_better(c) else "↓"
-        out[f"{c} {arrow}"] = cells
+            cells.append(f"{marker}{text}{marker}" if best and marker else text)
+        out[f"{c} {'↑' if higher_is_better(c) else '↓'}"] = cells
     out["seeds"] = summary["n_seeds"].values
     return out
 
@@ -105,11 +137,13 @@ def ablation_table(df: pd.DataFrame, name: str, backbone: str) -> pd.DataFrame |
     return s.sort_values("variant", key=lambda c: c.map(order)).reset_index(drop=True)
 
 
-def main_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Table 1 analogue: bicubic, then baseline and FRAMER per backbone, with FRAMER's relative change."""
-    rows = df[df["variant"].isin(["bicubic", "baseline", "framer"])]
+def main_table(df: pd.DataFrame, variants=("baseline", "framer")) -> pd.DataFrame:
+    """Table 1 analogue: bicubic, then the variants per backbone (every row on the same seeds)."""
+    rows = df[df["variant"].isin(["bicubic", *variants])]
     s = seed_summary(rows, ["backbone", "variant"])
-    return s
+    order = {v: i for i, v in enumerate(["bicubic", *variants])}
+    return s.sort_values(["backbone", "variant"], key=lambda c: c.map(order) if c.name == "variant" else
+                         c.map(lambda b: (b != "bicubic", b))).reset_index(drop=True)
 
 
 def relative_change(summary: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
@@ -123,6 +157,27 @@ def relative_change(summary: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame
             out.append({"backbone": b, "metric": metric,
                         "change_%": 100 * sign * (fr.iloc[0] - base.iloc[0]) / abs(base.iloc[0])})
     return pd.DataFrame(out)
+
+
+def framer_vs_baseline(df: pd.DataFrame, profile, metrics=("psnr", "ssim", "fsim", "niqe", "psnr_hf", "spec_hf")
+                       ) -> pd.DataFrame:
+    """FRAMER minus baseline per task and backbone, paired over seeds (positive = FRAMER better, whatever the
+    metric's direction): mean and std over seeds, paired t-test p, 95% bootstrap interval, and the change in %."""
+    from .verdicts import paired
+    rows = []
+    for (task, backbone), g in df[df["variant"].isin(["baseline", "framer"])].groupby(["task", "backbone"]):
+        for m in metrics:
+            if m not in g or g[m].isna().all():
+                continue
+            c = paired(g, "framer", "baseline", m, higher_is_better(m))
+            if not c.get("n_seeds"):
+                continue
+            base = g[g["variant"] == "baseline"][m].mean()
+            rows.append({"task": task, "backbone": backbone, "metric": m, "framer_minus_baseline": round(c["mean"], 4),
+                         "std_over_seeds": round(c["std"], 4), "paired_t_p": round(c["p"], 4),
+                         "ci95_low": round(c["ci95"][0], 4), "ci95_high": round(c["ci95"][1], 4),
+                         "change_%": round(100 * c["mean"] / abs(base), 2), "seeds": c["n_seeds"]})
+    return pd.DataFrame(rows)
 
 
 def paper_table1() -> pd.DataFrame:

@@ -359,6 +359,7 @@ def _batches(batch_fn, rank: int, start: int, end: int, workers: int):
 
 def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, stop_after, progress, desc, meta,
           callback=None, callback_every: int = 0):
+    time_bias = cfg.time_bias if meta.get("stage") == "sr" else 1.0
     acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
                       cpu=not torch.cuda.is_available())
     if cfg.grad_checkpointing:
@@ -396,7 +397,7 @@ def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, sto
                                 step_generator(seed, step, acc.process_index, "noise"),
                                 gather=acc.gather if acc.num_processes > 1 else None,
                                 neg_generator=step_generator(seed, step, "neg"), loss_space=cfg.loss_space,
-                                context=ctx)
+                                context=ctx, time_bias=time_bias)
             total = out.total.item()
             if not math.isfinite(total):
                 raise NonFiniteLossError(

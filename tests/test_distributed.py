@@ -45,7 +45,8 @@ def test_each_process_draws_its_own_batches():
 def test_two_process_training_end_to_end(tmp_path):
     # `accelerate launch --multi_gpu` sets the same environment torchrun does; on CPU accelerate uses gloo
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = ["train", "--profile", "smoke", "--backbone", "tiny-dit", "--variant", "framer", "--seed", "0"]
+    args = ["train", "--profile", "smoke", "--backbone", "tiny-dit", "--variant", "framer", "--seed", "0",
+            "--prior", "train", "--prior-steps", "3"]
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "framer_nb"]
     proc = subprocess.run(launch + args + ["--runs", str(tmp_path / "two")], env=env, capture_output=True, text=True,
                           timeout=600)

@@ -53,3 +53,25 @@ def test_git_commit_is_dirty_for_code_changes_not_for_generated_outputs(tmp_path
     assert git_commit(tmp_path) == clean
     (tmp_path / "code.py").write_text("a = 2\n")
     assert git_commit(tmp_path) == clean + "+dirty"
+
+
+def test_package_data_loads_from_a_non_editable_install(tmp_path):
+    # build the wheel, unpack it away from the checkout, and load every kind of package data from there
+    import subprocess
+    import sys
+    import zipfile
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("framer_nb-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for f in ("framer_nb/_data/degradations/light.yaml", "framer_nb/_data/paper/table1.csv",
+              "framer_nb/_data/niqe/niqe_pris_params.npz", "framer_nb/_data/priors/tiny-dit/model_card.json"):
+        assert f in names, f
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    code = ("from framer_nb.paths import DATA_ROOT; from framer_nb.degrade import load_preset; "
+            "from framer_nb.tables import paper_table1; from framer_nb.priors import shipped_prior; "
+            "load_preset('light'); assert len(paper_table1()) > 10; shipped_prior('tiny-dit'); print(DATA_ROOT)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == str(tmp_path / "site" / "framer_nb" / "_data")

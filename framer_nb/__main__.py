@@ -7,6 +7,7 @@ A user error (bad argument, missing or unreadable file, locked run) prints one l
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -199,9 +200,11 @@ def cmd_evaluate(args) -> int:
         out = run.eval_dir(f"{test.key}-{args.protocol}", steps)
         df = E.evaluate_run(bb, test, out, RunSpec(cfg.backbone, v, cfg.seed, cfg).label, steps, cfg.seed,
                             cfg.image_size, args.protocol)
-        means = df.mean(numeric_only=True).drop(labels=["seed"], errors="ignore")
+        means = df.mean(numeric_only=True).drop(labels=["seed"], errors="ignore").dropna()
         print(f"{cfg.backbone} {v} seed {cfg.seed} on {test.key}: " +
               ", ".join(f"{k}={x:.3f}" for k, x in means.items()) + f"  ({out})")
+        for metric, why in sorted(json.loads((out / "summary.json").read_text())["na_reasons"].items()):
+            print(f"  n/a: {metric}: {why.removeprefix('n/a: ')}")
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class FramerConfig:
-    """The FRAMER term and its ablation switches (FRAMER_SPEC.md section 2)."""
+    """The FRAMER term and its ablation switches (docs/method.md, section 2)."""
 
     objective: str = "contrastive"  # contrastive (FRAMER) | l2 (plain self-distillation) | none (baseline)
     mask: str = "quantile"  # quantile (released code) | radial (the paper's rings)

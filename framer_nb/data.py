@@ -125,7 +125,10 @@ def to_rgb_tensor(arr: np.ndarray, source: str = "array") -> Tensor:
 # ---------------------------------------------------------------- files and folders
 
 def load_image(path: str | Path) -> Tensor:
-    """Read an image file as [3, H, W] in [0, 1]; palette, grey, RGBA and 16-bit are converted."""
+    """Read an image file as [3, H, W] in [0, 1]; palette, grey, RGBA and 16-bit are converted.
+
+    32-bit integer images are taken as 16-bit if their values fit, else refused; floating-point images must
+    hold values in [0, 1]. Nothing is clipped silently; every refusal names the file."""
     path = Path(path)
     try:
         with Image.open(path) as im:
@@ -134,14 +137,32 @@ def load_image(path: str | Path) -> Tensor:
                 im = im.convert("RGBA")
             elif im.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
                 im = im.convert("RGB")
-            arr = np.asarray(im)
-            if im.mode.startswith("I;16") or im.mode == "I":
-                arr = arr.astype(np.float64) / 65535.0
+            arr = _scaled(np.asarray(im), im.mode, path)
     except FileNotFoundError as e:
         raise ImageLoadError(f"{path}: file not found") from e
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(f"{path}: refused as a possible decompression bomb ({e})") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageLoadError(f"{path}: not a readable image ({e})") from e
     return to_rgb_tensor(arr, source=str(path))
+
+
+def _scaled(arr: np.ndarray, mode: str, path: Path) -> np.ndarray:
+    """16- and 32-bit integer and float pixel values -> [0, 1], or a clear refusal."""
+    if mode.startswith("I;16"):
+        return arr.astype(np.float64) / 65535.0
+    if mode == "I":
+        lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
+        if lo < 0 or hi > 65535:
+            raise ImageLoadError(f"{path}: 32-bit integer pixels in [{lo}, {hi}] do not fit 16 bits; "
+                                 "convert the image to 8- or 16-bit")
+        return arr.astype(np.float64) / 65535.0
+    if mode == "F":
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        if not (np.isfinite(arr).all() and 0.0 <= lo and hi <= 1.0):
+            raise ImageLoadError(f"{path}: floating-point pixels in [{lo:g}, {hi:g}]; expected values in [0, 1]")
+        return arr.astype(np.float64)
+    return arr
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -152,6 +173,12 @@ def list_images(folder: str | Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"{folder}: no images with suffix {', '.join(IMAGE_SUFFIXES)}")
+    stems: dict[str, Path] = {}
+    for p in files:
+        if p.stem in stems:
+            raise ImageLoadError(f"{stems[p.stem]} and {p.name}: two images with the stem {p.stem!r} in {folder}; "
+                                 "images are matched and named by stem, so rename or remove one")
+        stems[p.stem] = p
     return files
 
 
@@ -219,7 +246,7 @@ class Pyramid:
         out = []
         for i, k in zip(idx, lv):
             h, w = self.images[i].shape[-2:]
-            fits = [s for s in self.levels if round(min(h, w) * s) >= crop] or [max(self.levels)]
+            fits = [s for s in self.levels if round(min(h, w) * s) >= crop] or [1.0]  # too small to downscale
             s = min(fits, key=lambda x: abs(x - self.levels[k]))
             img = self.scaled(i, s)
             if min(img.shape[-2:]) < crop:
@@ -249,8 +276,7 @@ class Pair:
 
 def paired_folders(lr_dir: str | Path, hr_dir: str | Path, scale: int = 4) -> list[Pair]:
     """LR/HR test pairs (RealSR, DRealSR layout) matched by sorted file stem."""
-    lr_files, hr_files = list_images(lr_dir), list_images(hr_dir)
-    lr_by, hr_by = {_stem(p): p for p in lr_files}, {_stem(p): p for p in hr_files}
+    lr_by, hr_by = _by_stem(list_images(lr_dir)), _by_stem(list_images(hr_dir))
     for stem, p in sorted({**lr_by, **hr_by}.items()):
         if stem not in lr_by or stem not in hr_by:
             other = lr_dir if stem not in lr_by else hr_dir
@@ -263,6 +289,15 @@ def paired_folders(lr_dir: str | Path, hr_dir: str | Path, scale: int = 4) -> li
                                  f"{lr_by[stem]} {tuple(lr.shape[-2:])}")
         pairs.append(Pair(stem, lr, hr))
     return pairs
+
+
+def _by_stem(files: list[Path]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for p in files:
+        if _stem(p) in out:
+            raise ImageLoadError(f"{out[_stem(p)]} and {p.name}: both pair as {_stem(p)!r}; rename or remove one")
+        out[_stem(p)] = p
+    return out
 
 
 def _stem(p: Path) -> str:

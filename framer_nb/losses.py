@@ -1,4 +1,4 @@
-"""The FRAMER term: IntraCL, InterCL, FAW, FAM (FRAMER_SPEC.md sections 2.2-2.7), vectorised over layers.
+"""The FRAMER term: IntraCL, InterCL, FAW, FAM (docs/method.md, section 2), vectorised over layers.
 
 Shapes: L layers, B images, D = C*H*W flattened band bins.
 """

@@ -1,4 +1,4 @@
-"""An independent, loop-based transcription of the released code's FRAMER term (FRAMER_SPEC.md 2.2-2.7).
+"""An independent, loop-based transcription of the released code's FRAMER term (docs/method.md, section 2).
 
 Deliberately naive (one layer and one sample at a time) so that it checks the vectorised version.
 """

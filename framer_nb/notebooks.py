@@ -143,5 +143,9 @@ def run_all(profile: str, build: Path, figures: str | None = None, only: str | N
             print(f"[reproduce] {nb.name} did not produce: {', '.join(missing)} in {figs}", file=sys.stderr)
             return 1
         print(f"[reproduce] {nb.name} done in {time.time() - t0:.0f}s", flush=True)
+    if figs == ROOT / "figures" and not only:
+        from .readme import update
+        if update(ROOT / "README.md", figs):
+            print("[reproduce] README.md results section regenerated from figures/")
     print(f"[reproduce] figures and tables in {figs}; executed notebooks in {build / 'executed'}")
     return 0

@@ -56,9 +56,44 @@ def run_of(s: RunSpec, runs: str | Path) -> Run:
     return T.sr_run(s.train, ALIASES.get(s.variant, s.variant), runs)
 
 
-def train_all(p: Profile, runs: str | Path, progress: bool = True) -> list[Run]:
-    """Train (or skip, when done) every run of the profile; resumable."""
-    return [T.train_sr(s.train, s.variant, runs, progress=progress) for s in run_specs(p)]
+def train_all(p: Profile, runs: str | Path, progress: bool = True, workers: int | None = None) -> list[Run]:
+    """Train (or skip, when done) every run of the profile; resumable. With `workers` > 1 the runs are spread over
+    that many processes of one thread each (on a 2-core machine two such processes train about 1.5x faster than
+    one with two threads); a run trains the same whatever the number of workers."""
+    specs = run_specs(p)
+    todo = [s for s in specs if not run_of(s, runs).done]
+    parallel(_train_one, [(s.train, s.variant, str(runs)) for s in todo], workers, progress, "train")
+    return [T.train_sr(s.train, s.variant, runs, progress=False) for s in specs]  # all done: returns at once
+
+
+def _train_one(cfg: TrainConfig, variant: str, runs: str) -> str:
+    return str(T.train_sr(cfg, variant, runs, progress=False).path)
+
+
+def default_workers() -> int:
+    """One single-threaded worker per core, at most 2 (the small profile's machine), when runs are independent."""
+    import os
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def parallel(fn, args: list[tuple], workers: int | None = None, progress: bool = True, desc: str = "") -> list:
+    """fn(*a) for every a in `args`, in `workers` spawned processes of one thread each (in order of `args`)."""
+    from tqdm.auto import tqdm
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(args) <= 1:
+        return [fn(*a) for a in tqdm(args, desc=desc, disable=not progress)]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+        futures = [pool.submit(fn, *a) for a in args]
+        for f in tqdm(futures, desc=desc, disable=not progress):
+            f.result()  # re-raises a worker's error here
+        return [f.result() for f in futures]
+
+
+def _one_thread() -> None:
+    import torch
+    torch.set_num_threads(1)
 
 
 def tasks(p: Profile) -> list[str]:
@@ -91,16 +126,17 @@ def evaluate_all(p: Profile, runs: str | Path, results: str | Path, protocol: st
 
     `steps` sampler steps (default: the profile's); `variants` restricts the runs. With steps=1 the output is
     the model's one-step estimate of E[x0 | LR], its PSNR-optimal answer."""
-    from tqdm.auto import tqdm
     steps = steps or p.train.sample_steps
     specs = [s for s in run_specs(p) if variants is None or s.variant in variants]
     frames = []
     for task in tasks(p):
         test = test_set(p, task)
         frames.append(_bicubic_rows(test, results, protocol, task))
-        for s in tqdm([s for s in specs if s.task == task], desc=f"evaluate {task} ({steps} steps)",
-                      disable=not progress):
-            frames.append(score_run(s, runs, test, steps, protocol))
+        mine = [s for s in specs if s.task == task]
+        todo = [(s, str(runs), test, steps, protocol) for s in mine
+                if not (run_of(s, runs).eval_dir(f"{test.key}-{protocol}", steps) / "summary.json").exists()]
+        parallel(score_run, todo, progress=progress, desc=f"evaluate {task} ({steps} steps)")
+        frames += [score_run(s, runs, test, steps, protocol) for s in mine]  # cached: reads the CSVs
     df = pd.concat(frames, ignore_index=True)
     return _with_aliases(p, df)
 

@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install reproduce test test-slow lint bench clean
+.PHONY: install reproduce pretrain test test-slow lint bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ install: $(VENV)/.installed
 reproduce: install
 	$(PY) -m framer_nb reproduce --profile $(PROFILE)
 
+# Regenerate the shipped priors in data/priors/ (hours on 2 CPU cores; the model cards record how they were made)
+PRETRAIN_STEPS ?= 5000
+pretrain: install
+	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-dit --steps $(PRETRAIN_STEPS) --batch-size 64 --eval-every 250 & \
+	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-unet --steps $(PRETRAIN_STEPS) --batch-size 64 --eval-every 250; \
+	wait
+
 test: install
 	$(PY) -m pytest -q
 
@@ -32,6 +39,10 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/overhead.py --backbone tiny-dit --device cpu
+
+# On a one-GPU machine (see benchmarks/gpu_check.sh): gpu tests, SD3.5-medium overhead, latent training runs
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf build runs

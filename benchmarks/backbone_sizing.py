@@ -52,19 +52,9 @@ def register(name: str) -> str:
     return key
 
 
-def val_gain(bb, steps: int = 1) -> dict:
-    """PSNR of the one-step (and `steps`-step) SR of 8 validation crops, minus bicubic's."""
-    from framer_nb import evaluate as E
-    from framer_nb.metrics import psnr
-    test = E.make_test_set(8, 128, "bicubic", split="val")
-    hr = torch.stack(test.hr)
-    bic = float(psnr(torch.stack(test.lr_up()), hr).mean())
-    out = {"bicubic_psnr": round(bic, 3)}
-    for k in (1, steps):
-        sr = torch.stack(E.super_resolve_set(bb, test, steps=k, seed=0, tile=64))
-        out[f"psnr_{k}step"] = round(float(psnr(sr, hr).mean()), 3)
-        out[f"gain_{k}step"] = round(out[f"psnr_{k}step"] - bic, 3)
-    return out
+def val_gain(bb, steps: int = 10) -> dict:
+    from framer_nb.evaluate import validation_gain
+    return validation_gain(bb, steps)
 
 
 def one(name: str, minutes: float, out: Path, batch: int, sr_steps=SR_STEPS, sr_lrs=SR_LRS) -> dict:

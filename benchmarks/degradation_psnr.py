@@ -1,4 +1,4 @@
-"""PSNR of bicubic-upsampled LR vs HR for each degradation preset, and the data share of a training step.
+"""PSNR of bicubic-upsampled LR vs HR for each degradation (256 training crops), and the cost of drawing a batch.
 
 python benchmarks/degradation_psnr.py  ->  benchmarks/results/degradation_psnr.json
 """
@@ -13,15 +13,15 @@ from framer_nb.config import TrainConfig
 from framer_nb.degrade import bicubic_up, degrade, load_preset
 from framer_nb.metrics import psnr
 from framer_nb.provenance import provenance
-from framer_nb.train import data_source, step_generator
+from framer_nb.train import builtin_source, step_generator
 
 
 def main() -> None:
     cfg = TrainConfig()
-    src = data_source(cfg)
-    hr = src.batch(256, cfg.image_size, step_generator(0, "bench"))
+    src = builtin_source()
+    hr, _ = src.batch(256, cfg.image_size, step_generator(0, "bench"), cfg.crop_scale)
     out = {}
-    for name in ("tiny", "realesrgan_x4plus"):
+    for name in ("bicubic", "light", "realesrgan_x4plus"):
         preset = load_preset(name)
         t0 = time.perf_counter()
         lr = degrade(hr, preset, torch.Generator().manual_seed(0))
@@ -32,7 +32,7 @@ def main() -> None:
         print(f"{name}: bicubic-up LR vs HR PSNR {p.mean():.2f} +- {p.std():.2f} dB ({out[name]['ms_per_image']} ms/img)")
     t0 = time.perf_counter()
     for step in range(20):
-        src.batch(cfg.batch_size, cfg.image_size, step_generator(0, step))
+        src.batch(cfg.batch_size, cfg.image_size, step_generator(0, step), cfg.crop_scale)
     out["crop_ms_per_batch"] = round(1e3 * (time.perf_counter() - t0) / 20, 2)
     res = provenance(benchmark="degradation_psnr", images=len(hr), size=cfg.image_size, presets=out)
     path = Path("benchmarks/results/degradation_psnr.json")

@@ -88,15 +88,15 @@ class TrainConfig:
     target: str = "residual"  # residual: diffuse HR - upsampled LR (SRDiff-style) | image: diffuse HR itself
     residual_scale: float = 1.0  # residual target only: x0 = scale * (HR - LR) in model space
     loss_space: str = "x0"  # x0: clean-signal MSE (released code's preconditioning) | native: plain v / eps MSE
-    time_bias: float = 1.0  # > 1: SR-stage training times drawn nearer to noise (diffusion.sample_time); sampler unchanged
+    time_bias: float = 4.0  # > 1: SR-stage training times drawn nearer to noise (diffusion.sample_time); sampler unchanged
     batch_size: int = 16
     prior: str = "shipped"  # shipped: fine-tune data/priors/<backbone> | train: pretrain here | none: from scratch
     pretrained: str | None = None  # a diffusers pipeline or model folder to fine-tune (overrides `prior`)
     prior_steps: int = 400  # prior="train": stage-1 steps of the unconditional denoiser
     prior_batch_size: int = 64  # prior="train": its batch size
     prior_ema_decay: float = 0.999  # prior="train": its EMA decay
-    sr_steps: int = 600  # stage 2: SR fine-tuning
-    lr: float = 1e-3
+    sr_steps: int = 600  # SR fine-tuning steps
+    lr: float = 2e-3
     prior_lr: float = 1e-3
     lr_schedule: str = "cosine"  # after the 20-step warm-up: constant | cosine (decays to 0 at the last step)
     ema_decay: float = 0.99  # > 0: keep an exponential moving average of the weights and save it as the model
@@ -154,10 +154,11 @@ class Profile:
 
     name: str
     train: TrainConfig
-    backbones: tuple[str, ...] = ("tiny-dit", "tiny-unet")
-    seeds: tuple[int, ...] = (0, 1, 2)  # every run of every table
-    main_variants: tuple[str, ...] = ("baseline", "framer")  # every backbone
+    backbones: tuple[str, ...] = ("tiny-unet", "tiny-dit")  # the first also runs the ablations
+    seeds: tuple[int, ...] = (0, 1, 2)  # the main variants on every backbone
+    main_variants: tuple[str, ...] = ("baseline", "framer")
     ablations: tuple[str, ...] = tuple(VARIANTS)  # first backbone only
+    ablation_seeds: tuple[int, ...] = (0, 1)  # the ablations; their tables compare every row on these seeds
     n_test: int = 8  # held-out test crops
     test_size: int = 128  # HR side of the test crops (NIQE is stable from 128 px)
     n_observe: int = 16  # images for the observation statistics
@@ -170,14 +171,15 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         train=TrainConfig(image_size=64, batch_size=4, sr_steps=4, log_every=1, diag_every=2, ckpt_every=2,
                           sample_steps=2),
-        seeds=(0,), ablations=("l2", "framer-radial", "faw-only"),
+        seeds=(0,), ablation_seeds=(0,), ablations=("l2", "framer-radial", "faw-only"),
         n_test=2, test_size=96, n_observe=8, observe_size=64, second_task=None,
     ),
-    "small": Profile(name="small", train=TrainConfig()),
+    # 90 minutes on two CPU cores: 12 main runs and 20 ablation runs of 600 steps (benchmarks/results/recipe.json)
+    "small": Profile(name="small", train=TrainConfig(), second_task=None),
     "gpu": Profile(
         name="gpu",
         train=TrainConfig(batch_size=64, sr_steps=3000, mixed_precision="bf16", sample_steps=30),
-        n_test=24, n_observe=64, observe_size=128,
+        ablation_seeds=(0, 1, 2), n_test=24, n_observe=64, observe_size=128,
     ),
     "paper": Profile(
         name="paper",
@@ -185,7 +187,8 @@ PROFILES: dict[str, Profile] = {
                           lr=5e-5, mixed_precision="fp16", degradation="realesrgan_x4plus", grad_checkpointing=True,
                           sample_steps=40, ckpt_every=10000, target="image", lr_schedule="constant", ema_decay=0.0,
                           crop_scale=(1.0, 1.0)),
-        backbones=("sd35-medium", "sd2-base"), seeds=(0,), n_test=100, test_size=512, second_task=None,
+        backbones=("sd35-medium", "sd2-base"), seeds=(0,), ablation_seeds=(0,), n_test=100, test_size=512,
+        second_task=None,
     ),
 }
 

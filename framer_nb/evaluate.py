@@ -178,3 +178,19 @@ def evaluate_bicubic(test: TestSet, out_dir: str | Path, protocol: str = "offlin
                   test_set=test.description, test_key=test.key)
     save_crops(out / "crops", test.names, {"lr_up": ups, "hr": test.hr})
     return df
+
+
+def validation_gain(bb: Backbone, steps: int = 10, n: int = 8, size: int = 128, degradation: str = "bicubic") -> dict:
+    """PSNR of the one-step and `steps`-step SR of held-out *validation* crops, and their gain over bicubic.
+
+    What recipe choices are made on (the test photos are never used for them)."""
+    from .metrics import psnr
+    test = make_test_set(n, size, degradation, split="val")
+    hr = torch.stack(test.hr)
+    bicubic = float(psnr(torch.stack(test.lr_up()), hr).mean())
+    out = {"bicubic_psnr": round(bicubic, 3)}
+    for k in sorted({1, steps}):
+        sr = torch.stack(super_resolve_set(bb, test, steps=k, seed=0, tile=64))
+        out[f"psnr_{k}step"] = round(float(psnr(sr, hr).mean()), 3)
+        out[f"gain_{k}step"] = round(out[f"psnr_{k}step"] - bicubic, 3)
+    return out

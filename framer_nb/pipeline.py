@@ -36,18 +36,18 @@ def run_specs(p: Profile) -> list[RunSpec]:
     variants on the second task (first backbone). Aliases (variants identical by construction) are not listed."""
     specs = []
 
-    def add(backbone: str, v: str, **over):
+    def add(backbone: str, v: str, seeds, **over):
         specs.extend(RunSpec(backbone, v, s, with_overrides(p.train, backbone=backbone, seed=s, **over))
-                     for s in p.seeds)
+                     for s in seeds)
     for b in p.backbones:
         for v in p.main_variants:
-            add(b, v)
+            add(b, v, p.seeds)
     for v in p.ablations:
         if v not in p.main_variants and v not in ALIASES:
-            add(p.backbones[0], v)
+            add(p.backbones[0], v, p.ablation_seeds)
     if p.second_task:
         for v in p.main_variants:
-            add(p.backbones[0], v, degradation=p.second_task)
+            add(p.backbones[0], v, p.seeds, degradation=p.second_task)
     return specs
 
 
@@ -116,7 +116,7 @@ def find_spec(p: Profile, backbone: str, variant: str, seed: int, task: str | No
 
 def _alias_specs(p: Profile) -> list[RunSpec]:
     return [RunSpec(p.backbones[0], a, s, with_overrides(p.train, backbone=p.backbones[0], seed=s))
-            for a in ALIASES if a in p.ablations for s in p.seeds]
+            for a in ALIASES if a in p.ablations for s in p.ablation_seeds]
 
 
 def evaluate_all(p: Profile, runs: str | Path, results: str | Path, protocol: str = "offline",

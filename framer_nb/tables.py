@@ -126,10 +126,13 @@ def _bold_best_tex(tex: str, summary: pd.DataFrame, by: list[str]) -> str:
     return tex
 
 
-def ablation_table(df: pd.DataFrame, name: str, backbone: str) -> pd.DataFrame | None:
-    """One ablation table's rows (those variants that were run), or None if fewer than two were."""
+def ablation_table(df: pd.DataFrame, name: str, backbone: str, seeds=None) -> pd.DataFrame | None:
+    """One ablation table's rows (those variants that were run) on `seeds` (every row on the same seeds), or None
+    if fewer than two variants were run."""
     _, variants = ABLATIONS[name]
     rows = df[(df["backbone"] == backbone) & (df["variant"].isin(variants))]
+    if seeds is not None:
+        rows = rows[rows["seed"].isin(seeds)]
     if rows["variant"].nunique() < 2:
         return None
     s = seed_summary(rows, ["variant"])

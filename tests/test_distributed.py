@@ -65,3 +65,24 @@ def test_two_process_training_end_to_end(tmp_path):
     assert all(torch.isfinite(v).all() for v in w["two"].values())
     # process 1 draws its own batches, so two processes do not train what one does
     assert any(not torch.equal(w["one"][k], w["two"][k]) for k in w["one"])
+
+
+def test_two_process_latent_training_checkpoints_and_resumes(tmp_path):
+    # accelerate launch of the latent path (tiny random SD3 pipeline) on two gloo processes: stop, resume, finish
+    from framer_nb.toy import make_pipeline
+    pipe = make_pipeline("sd35-medium", tmp_path / "pipe")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "-m", "framer_nb"]
+    args = ["train", "--profile", "smoke", "--backbone", "sd35-medium", "--pretrained", str(pipe), "--image-size", "32",
+            "--steps", "4", "--batch-size", "2", "--runs", str(tmp_path / "runs"), "--variant", "framer"]
+    first = subprocess.run(launch + args + ["--stop-after", "2"], env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = next((tmp_path / "runs" / "sd35-medium" / "framer").iterdir())
+    from safetensors import safe_open
+    with safe_open(str(run / "checkpoint.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["state"])["step"] == 2
+    assert not (run / "done.json").exists()
+    second = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    done = json.loads((run / "done.json").read_text())
+    assert done["num_processes"] == 2 and done["resumed_from"] == 2 and done["prior"]["kind"] == "pretrained"

@@ -53,10 +53,14 @@ def test_band_energy_golden():
     assert freq.band_energy(mag, mask).item() == pytest.approx(2.0, rel=1e-6)
 
 
-def test_band_histograms_integrate_to_one():
+def test_band_histograms_integrate_to_one_minus_the_share_beyond_the_range():
     lf, hf = freq.band_log_magnitudes(torch.rand(4, 3, 16, 16), radius=0.25)
-    edges, dens = freq.band_histograms({"lf": lf, "hf": hf}, bins=20)
+    edges, dens, beyond = freq.band_histograms({"lf": lf, "hf": hf}, bins=20)
     width = edges[1] - edges[0]
-    for d in dens.values():
-        assert d.shape == (4, 20)
-        assert torch.allclose(d.sum(1) * width, torch.ones(4), atol=1e-5)
+    for name, d in dens.items():
+        assert d.shape == (4, 20) and 0 <= beyond[name] < 0.05
+        assert torch.allclose((d.sum(1) * width).mean(), torch.tensor(1.0 - beyond[name]), atol=1e-5)
+    # values beyond the range are counted apart, never piled into the last bin (that bin used to hold them all)
+    values = torch.cat([torch.rand(2, 990), torch.full((2, 10), 1e3)], 1)
+    edges, dens, beyond = freq.band_histograms({"x": values}, bins=10, top_percentile=99.0)
+    assert beyond["x"] == pytest.approx(0.01) and float(dens["x"][:, -1].mean() * (edges[1] - edges[0])) < 0.2

@@ -1,10 +1,15 @@
-"""The whole notebook suite on the smoke profile, headless with papermill (what `make reproduce` runs)."""
+"""The whole notebook suite on the smoke profile, headless with papermill (what `make reproduce` runs), on the
+shipped tiny priors and on a tiny random SD3 pipeline folder (the `pretrained` parameter)."""
 
 import json
+from pathlib import Path
 
 import nbformat
 
-from framer_nb.notebooks import EXPECTED, notebook_paths, run_all
+from framer_nb.__main__ import main
+from framer_nb.notebooks import EXPECTED, notebook_paths
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def test_notebooks_are_committed_clean_with_a_parameters_cell():
@@ -16,19 +21,44 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell():
         assert len(tagged) == 1, f"{p.name}: needs exactly one parameters cell"
         for line in tagged[0].source.splitlines():
             assert "#" in line and "=" in line, f"{p.name}: parameters must be commented literals: {line}"
+        assert "pretrained =" in tagged[0].source and "seed =" in tagged[0].source
         for c in nb.cells:
             if c.cell_type == "code":
                 assert not c.outputs and c.execution_count is None, f"{p.name}: committed with outputs"
+        assert "notebooks.setup(" in nb.cells[2].source, f"{p.name}: the cell after the parameters sets up"
 
 
-def test_smoke_suite_runs_headless_and_produces_every_file(tmp_path):
-    rc = run_all("smoke", tmp_path / "build", figures=str(tmp_path / "figures"))
-    assert rc == 0
-    figures = tmp_path / "figures"
+def _check_outputs(build: Path, figures: Path, profile: str) -> None:
     for name, files in EXPECTED.items():
         for f in files:
             assert (figures / f).exists(), f"{name} did not write {f}"
             prov = json.loads((figures / f"{f}.provenance.json").read_text())
-            assert prov["profile"] == "smoke" and "git_commit" in prov
-    executed = list((tmp_path / "build" / "smoke" / "executed").glob("*.ipynb"))
+            assert prov["profile"] == profile and "git_commit" in prov
+    executed = list((build / profile / "executed").glob("*.ipynb"))
     assert len(executed) == len(EXPECTED)
+    for nb_path in executed:  # every figure is shown in the notebook, not only saved
+        nb = nbformat.read(nb_path, as_version=4)
+        saves = sum(c.source.count("S.figure(") for c in nb.cells if c.cell_type == "code")
+        shown = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {}))
+        assert shown >= saves, f"{nb_path.name}: {saves} figures saved, {shown} shown"
+        assert not any("bitsandbytes" in o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                       for o in c.outputs), f"{nb_path.name}: a bitsandbytes warning is shown"
+
+
+def test_smoke_suite_runs_headless_and_produces_every_file(tmp_path):
+    assert "python -m framer_nb reproduce --profile smoke" in README
+    assert main(["reproduce", "--profile", "smoke", "--build", str(tmp_path / "build"), "--figures",
+                 str(tmp_path / "figures")]) == 0
+    _check_outputs(tmp_path / "build", tmp_path / "figures", "smoke")
+
+
+def test_notebooks_run_on_a_pipeline_folder(tmp_path):
+    # the README's `reproduce --profile paper --pretrained <SD3.5 folder>`, on a tiny random SD3 pipeline, smoke budget
+    assert "python -m framer_nb reproduce --profile paper --pretrained /models/stable-diffusion-3.5-medium" in README
+    from framer_nb.toy import make_pipeline
+    pipe = make_pipeline("sd35-medium", tmp_path / "pipe")
+    assert main(["reproduce", "--profile", "smoke", "--pretrained", str(pipe), "--build", str(tmp_path / "build"),
+                 "--figures", str(tmp_path / "figures")]) == 0
+    _check_outputs(tmp_path / "build", tmp_path / "figures", "smoke")
+    runs = json.loads((tmp_path / "figures" / "training_runs.csv.provenance.json").read_text())
+    assert runs["pretrained"] == str(pipe)

@@ -1,9 +1,12 @@
-"""Explorer response time per control change on the trained `small` models (budget: under a second).
+"""Explorer response time per control change on the trained `small` models (budget: under a second), rendering
+included: each move is `set()`, `draw()` and the PNG the notebook displays.
 
 python benchmarks/explorer_latency.py [--runs build/runs]  ->  benchmarks/results/explorer_latency.json
+(benchmarks/browser_check.py measures the same moves in JupyterLab, as a user sees them)
 """
 
 import argparse
+import io
 import json
 import statistics
 import time
@@ -23,6 +26,13 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+def render(ex) -> None:
+    """What a move costs a user: the figure drawn and encoded as the PNG the notebook shows."""
+    fig = ex.draw(plt.figure(figsize=(10, 3.2)))
+    fig.savefig(io.BytesIO(), format="png", bbox_inches="tight")
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", default="build/runs", help="training runs of the small profile")
@@ -31,12 +41,12 @@ def main() -> None:
     p = profile(args.profile)
     crops = O.observation_images(p, size=p.train.image_size)
     loaded = O.load_runs(p, args.runs, variants=("framer",)) or O.load_priors(p, args.runs)
-    ex = Explorer({k: model_from(bb, h, crops) for k, (bb, h) in loaded.items()}, crops["names"])
+    ex = Explorer({k: model_from(bb, crops) for k, bb in loaded.items()}, crops["names"])
     out = {}
     for backbone in ex.models:
         ex.set(backbone=backbone, t=300, layer=0)
-        layer = [timed(lambda i=i: (ex.set(layer=i), plt.close(ex.draw()))) for i in range(ex.state["n_layers"])]
-        tstep = [timed(lambda t=t: (ex.set(t=t), plt.close(ex.draw()))) for t in (100, 200, 400, 500, 600, 800)]
+        layer = [timed(lambda i=i: (ex.set(layer=i), render(ex))) for i in range(ex.state["n_layers"])]
+        tstep = [timed(lambda t=t: (ex.set(t=t), render(ex))) for t in (100, 200, 400, 500, 600, 800)]
         out[backbone] = {"layer_move_s_median": round(statistics.median(layer), 4),
                          "timestep_move_s_median": round(statistics.median(tstep), 4),
                          "timestep_move_s_max": round(max(tstep), 4)}

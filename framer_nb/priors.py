@@ -57,9 +57,8 @@ def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = N
 
     Give `steps`, or `minutes` to size the step count from the speed of the first steps on this machine (the
     card records the steps, so `--steps` reproduces it). Resumable: the run lives under runs/prior/."""
-    from . import backbones as B
     from .config import TrainConfig
-    from .train import heldout_objective, prior_run, train_prior
+    from .train import heldout_objective, train_prior
 
     if steps is None:
         if minutes is None:
@@ -124,9 +123,9 @@ def steps_for_minutes(backbone: str, minutes: float, batch_size: int, lr: float,
     """How many steps fit in `minutes` here, from the speed of 20 timed steps after 5 warm-up steps."""
     from . import backbones as B
     from .config import FramerConfig, TrainConfig
+    from .degrade import load_preset
     from .step import training_loss
     from .train import builtin_source, sr_pair
-    from .degrade import load_preset
     cfg = TrainConfig(backbone=backbone, batch_size=batch_size)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     bb = B.build(backbone).to(device)
@@ -172,8 +171,8 @@ def save_samples_figure(bb, cfg, path: Path, n: int = 8, steps: int = 20) -> Pat
 
     from . import diffusion as D
     from .data import Pyramid, photos
-    from .train import sr_pair
     from .degrade import load_preset
+    from .train import sr_pair
     bb = copy.deepcopy(bb).to("cpu")
     bb.model.eval()
     g = torch.Generator().manual_seed(0)

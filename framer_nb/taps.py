@@ -1,8 +1,9 @@
 """Per-layer "lenses": one clean-signal-space map per layer from stock diffusers models, via forward hooks.
 
-`tap(model, hooks, heads)` registers a family's hooks (`sd3_hooks`, `unet_hooks`), yields a `Tap`, and removes the hooks on exit. After a forward
-pass, `Tap.predictions()` returns [L, B, C, H, W] maps in the model's prediction space (v or epsilon);
-`diffusion.to_x0` turns them into clean-signal estimates. Hooks only record: outputs are unchanged.
+`tap(model, hooks, heads)` registers a family's hooks (`sd3_hooks`, `unet_hooks`), yields a `Tap`, and removes
+the hooks on exit. After a forward pass, `Tap.predictions()` returns [L, B, C, H, W] maps in the model's
+prediction space (v, epsilon or x0); `diffusion.to_x0` turns them into clean-signal estimates. Hooks only
+record: outputs are unchanged.
 
 - SD3Transformer2DModel: each block's image tokens go through the model's own norm_out (conditioned
   on the captured time embedding), proj_out and unpatchify, as the released FRAMER-D code does.

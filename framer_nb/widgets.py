@@ -108,7 +108,8 @@ class Explorer:
         ax.plot(s["lf_curve"], "b-o", ms=3, label="LF")
         ax.plot(s["hf_curve"], "r-o", ms=3, label="HF")
         ax.axvline(s["layer"], color="k", lw=0.8)
-        ax.set(ylim=(0, 1.02), xlabel="layer", ylabel="cos sim to final", title=f"{s['backbone']}, t={s['t']}, {s['mask']} bands")
+        ax.set(ylim=(0, 1.02), xlabel="layer", ylabel="cos sim to final",
+               title=f"{s['backbone']}, t={s['t']}, {s['mask']} bands")
         ax.legend(fontsize=7)
         for k, (name, img) in enumerate(self.layer_images().items()):
             a = fig.add_subplot(1, 4, k + 2)

@@ -110,12 +110,14 @@ def framer_loss(students: Tensor | Sequence[Tensor], teacher: Tensor, config: Fr
     neg = None
     if config.random_negatives:
         neg = random_negative_layers(students.shape[0], generator) if neg_layers is None else neg_layers
-        neg = torch.as_tensor(neg, dtype=torch.long, device=students.device)
+        # drawn on the CPU (the same in every process); copied without waiting for the queued forward pass: a
+        # blocking host-to-device copy here would stall the GPU while the backward pass is being launched
+        neg = torch.as_tensor(neg, dtype=torch.long).to(students.device, non_blocking=True)
     if torch.is_grad_enabled() and students.requires_grad:
         # recomputed in the backward pass: of the FFTs, masks and band vectors only the students are kept, so the
         # term adds almost no memory to a training step (benchmarks/results/overhead_*.json)
         return torch.utils.checkpoint.checkpoint(_contrastive, students, teacher, config, neg, gather,
-                                                 use_reentrant=False)
+                                                 use_reentrant=False, preserve_rng_state=False)
     return _contrastive(students, teacher, config, neg, gather)
 
 

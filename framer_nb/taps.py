@@ -119,7 +119,7 @@ def _sd3_project(model: SD3Transformer2DModel, t: Tap) -> Tensor:
     maps = []
     for tokens in t.features:
         if torch.is_grad_enabled() and tokens.requires_grad:
-            h = torch.utils.checkpoint.checkpoint(head, tokens, t.temb, use_reentrant=False)
+            h = torch.utils.checkpoint.checkpoint(head, tokens, t.temb, use_reentrant=False, preserve_rng_state=False)
         else:
             h = head(tokens, t.temb)
         h = h.reshape(h.shape[0], H // p, W // p, p, p, c)

@@ -398,17 +398,17 @@ def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, sto
                                 gather=acc.gather if acc.num_processes > 1 else None,
                                 neg_generator=step_generator(seed, step, "neg"), loss_space=cfg.loss_space,
                                 context=ctx, time_bias=time_bias)
-            total = out.total.item()
-            if not math.isfinite(total):
-                raise NonFiniteLossError(
-                    f"{run.path}: loss is {total} at step {step + 1} (objective {out.objective.item()}); stopped. "
-                    f"The last good checkpoint (step {_saved_step(run)}) is kept; lower --lr or check the data")
             acc.backward(out.total)
             if acc.sync_gradients and cfg.grad_clip:
                 acc.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
+        total = out.total.item()  # read once the step is queued: no stall between forward and backward
+        if not math.isfinite(total):  # the weights may now hold NaN: nothing of this step is saved
+            raise NonFiniteLossError(
+                f"{run.path}: loss is {total} at step {step + 1} (objective {out.objective.item()}); stopped. "
+                f"The last good checkpoint (step {_saved_step(run)}) is kept; lower --lr or check the data")
         if ema is not None and acc.sync_gradients:
             update_ema(ema, acc.unwrap_model(runner), cfg.ema_decay, step)
         if log is not None and ((step + 1) % cfg.log_every == 0 or step + 1 == steps):

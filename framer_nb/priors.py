@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -29,6 +30,11 @@ def weights_file(folder: Path) -> Path:
 
 
 def sha256(path: Path) -> str:
+    return _sha256(str(path), Path(path).stat().st_mtime_ns, Path(path).stat().st_size)
+
+
+@functools.cache
+def _sha256(path: str, mtime_ns: int, size: int) -> str:  # cached while the file is unchanged
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

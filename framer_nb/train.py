@@ -13,6 +13,7 @@ import contextlib
 import copy
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -80,6 +81,7 @@ class DataSource:
         return crops, [self.names[i] for i in idx]
 
 
+@functools.cache
 def builtin_source() -> DataSource:
     """The embedded default: the training split of the photos shipped in installed packages, at full size."""
     from .data import TRAIN_PHOTOS

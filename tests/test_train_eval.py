@@ -178,3 +178,49 @@ def test_run_folder_lock_refuses_a_second_trainer(tmp_path):
                 pass
     with run.lock():  # released on exit
         pass
+
+
+@pytest.mark.parametrize("backbone", ["sd35-medium", "sd2-base"])
+def test_latent_path_trains_resumes_exactly_and_evaluates_with_decoding(tmp_path, backbone):
+    from framer_nb.toy import make_pipeline
+    pipe = make_pipeline(backbone, tmp_path / "pipe")
+    cfg = TrainConfig(backbone=backbone, pretrained=str(pipe), prior="none", target="image", image_size=32,
+                      batch_size=2, sr_steps=3, ckpt_every=1, log_every=1, lr=5e-5, ema_decay=0.0)
+    full = T.train_sr(cfg, "framer", tmp_path / "a", progress=False)
+    T.train_sr(cfg, "framer", tmp_path / "b", progress=False, stop_after=1)
+    resumed = T.train_sr(cfg, "framer", tmp_path / "b", progress=False)
+    a, b = load_file(str(full.checkpoint)), load_file(str(resumed.checkpoint))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert full.done_record()["prior"]["kind"] == "pretrained"
+    bb, _ = T.load_trained(full, backbone)
+    assert bb.lr_channels == 4 and bb.space.downscale == 2 and bb.context["encoder_hidden_states"].abs().sum() > 0
+    test = E.make_test_set(2, 64, "bicubic")
+    df = E.evaluate_run(bb, test, tmp_path / "eval", {"backbone": backbone}, steps=2, seed=0, tile=32)
+    assert df["psnr"].notna().all()  # decoded by the pipeline's VAE and scored in pixels
+
+
+def test_captions_give_per_image_prompts(tmp_path):
+    from PIL import Image as PILImage
+
+    from framer_nb.toy import make_pipeline
+    pipe = make_pipeline("sd2-base", tmp_path / "pipe")
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    for name in ("cat", "dog"):
+        PILImage.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy()).save(hr / f"{name}.png")
+    captions = tmp_path / "captions.json"
+    captions.write_text(json.dumps({"cat": "a cat on a sofa"}))  # the dog has none: the null prompt
+    cfg = TrainConfig(backbone="sd2-base", pretrained=str(pipe), prior="none", target="image", image_size=32,
+                      batch_size=2, sr_steps=2, captions=str(captions))
+    src = T.folder_source(hr, 32)
+    bb = T.starting_point(cfg, tmp_path / "runs")
+    table = T.Captions.load(captions, bb, str(pipe), tmp_path / "runs")
+    ctx = table.context(["cat", "dog", "cat"])["encoder_hidden_states"]
+    assert ctx.shape[0] == 3 and torch.equal(ctx[0], ctx[2]) and torch.equal(ctx[1], bb.context["encoder_hidden_states"][0])
+    assert not torch.equal(ctx[0], ctx[1])
+    run = T.train_sr(cfg, "baseline", tmp_path / "runs", progress=False, source=src)
+    assert run.done and run.done_record()["config"]["captions"] == str(captions)
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="bad.json.*captions must be a JSON object"):
+        T.Captions.load(bad, bb, str(pipe), tmp_path / "runs")

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--runs", default="runs", help="where the resumable pretraining run lives (default runs/)")
     pr.add_argument("--eval-every", type=int, default=500, help="held-out objective every N steps (default 500)")
     pr.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
+    pr.add_argument("--stop-after", type=int, default=None,
+                    help="stop at this step of the --steps schedule and export that checkpoint's EMA weights")
     pr.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
     r = sub.add_parser("reproduce", help="run every notebook in order with papermill (figures, tables)")
@@ -252,9 +254,10 @@ def cmd_pretrain(args) -> int:
         raise UserError(f"{args.backbone} is a real pipeline: load its weights with --pretrained instead")
     if (args.steps is None) == (args.minutes is None):
         raise UserError("give exactly one of --steps and --minutes")
-    _positive(args, "steps", "batch_size", "eval_every")
+    _positive(args, "steps", "batch_size", "eval_every", "stop_after")
     card = pretrain(args.backbone, args.out, args.steps, args.minutes, args.batch_size, args.lr, args.runs,
-                    args.eval_every, args.num_workers, command=" ".join(["python -m framer_nb", *sys.argv[1:]]))
+                    args.eval_every, args.num_workers, command=" ".join(["python -m framer_nb", *sys.argv[1:]]),
+                    stop_after=args.stop_after)
     print(f"{args.backbone}: {card['steps']} steps in {card['wall_s']} s; held-out objective "
           f"{card['heldout_curve'][0]['heldout_objective']} -> {card['heldout_curve'][-1]['heldout_objective']}")
     return 0

@@ -58,11 +58,13 @@ def shipped_prior(backbone: str, root: Path | None = None) -> dict:
 
 def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = None, minutes: float | None = None,
              batch_size: int = 64, lr: float = 1e-3, runs: str | Path = "runs", eval_every: int = 500,
-             num_workers: int = 0, progress: bool = True, command: str = "") -> dict:
+             num_workers: int = 0, progress: bool = True, command: str = "", stop_after: int | None = None) -> dict:
     """Pretrain `backbone`'s unconditional prior and export it to data/priors/<backbone> (or `out`).
 
     Give `steps`, or `minutes` to size the step count from the speed of the first steps on this machine (the
-    card records the steps, so `--steps` reproduces it). Resumable: the run lives under runs/prior/."""
+    card records the steps, so `--steps` reproduces it). Resumable: the run lives under runs/prior/. With
+    `stop_after`, training stops at that step of the `steps`-long schedule and the EMA weights of that
+    checkpoint are exported (the card records both numbers)."""
     from .config import TrainConfig
     from .train import heldout_objective, train_prior
 
@@ -70,23 +72,33 @@ def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = N
         if minutes is None:
             raise ValueError("give steps or minutes")
         steps = steps_for_minutes(backbone, minutes, batch_size, lr, num_workers)
+    if stop_after is not None and not 0 < stop_after <= steps:
+        raise ValueError(f"stop_after={stop_after} must lie in 1..steps ({steps})")
     cfg = TrainConfig(backbone=backbone, prior="train", prior_steps=steps, prior_lr=lr, prior_batch_size=batch_size,
                       batch_size=batch_size, mixed_precision="no", num_workers=num_workers,
                       ckpt_every=max(50, eval_every), log_every=50)
-    curve: list[dict] = []
+    from .train import prior_run
+    curve_file = prior_run(cfg, runs).path / "heldout_curve.json"
 
     def evaluate(step: int, ema_backbone) -> None:
-        curve.append({"step": step, "heldout_objective": round(heldout_objective(ema_backbone, cfg), 6)})
+        point = {"step": step, "heldout_objective": round(heldout_objective(ema_backbone, cfg), 6)}
+        _add_to_curve(curve_file, point)  # saved at once: an interruption loses no point
         if progress:
-            print(f"[pretrain {backbone}] step {step}: held-out objective {curve[-1]['heldout_objective']:.5f}",
+            print(f"[pretrain {backbone}] step {step}: held-out objective {point['heldout_objective']:.5f}",
                   flush=True)
 
     t0 = time.time()
-    run = train_prior(cfg, runs, progress, callback=evaluate, callback_every=eval_every)
+    run = train_prior(cfg, runs, progress, callback=evaluate, callback_every=eval_every, stop_after=stop_after)
     wall = time.time() - t0
-    done = run.done_record()
+    if run.done:
+        done, trained = run.done_record(), steps
+        bb = load_prior_model(run.model_dir, backbone)
+    else:  # stopped early on purpose: the checkpoint's EMA weights are the prior
+        bb, trained = _from_checkpoint(run.checkpoint, backbone), stop_after
+        done = {**run.info(), "wall_s": _logged_wall(run.log_file)}
+        if not any(p["step"] == trained for p in _read_curve(curve_file)):
+            evaluate(trained, bb)
     out = Path(out or PRIOR_ROOT / backbone)
-    bb = load_prior_model(run.model_dir, backbone)
     bb.model.save_pretrained(out)
     size_mb = weights_file(out).stat().st_size / 2**20
     if size_mb > MAX_WEIGHTS_MB:
@@ -96,26 +108,54 @@ def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = N
         backbone=backbone, model_class=type(bb.model).__name__, parameters=sum(p.numel() for p in bb.model.parameters()),
         objective=dataclasses.asdict(bb.objective), space=bb.space.describe(), target="residual HR - bicubic(LR)",
         data=done.get("data"), data_fingerprint=done.get("data_fingerprint"), crop=cfg.image_size,
-        crop_scale=cfg.crop_scale, degradation=cfg.degradation, steps=steps, batch_size=batch_size, lr=lr,
-        ema_decay=cfg.prior_ema_decay, lr_schedule=cfg.lr_schedule, wall_s=round(done.get("wall_s", wall), 1),
-        device=_device_name(), heldout_curve=_read_curve(run.path, curve),
+        crop_scale=cfg.crop_scale, degradation=cfg.degradation, steps=trained, schedule_steps=steps,
+        batch_size=batch_size, lr=lr, ema_decay=cfg.prior_ema_decay, lr_schedule=cfg.lr_schedule,
+        wall_s=round(done.get("wall_s") or wall, 1), device=_device_name(),
+        heldout_curve=[p for p in _read_curve(curve_file) if p["step"] <= trained],
         heldout_data="validation photos (framer_nb.data.SPLITS['val']), fixed seeded batches",
         command=command or f"python -m framer_nb pretrain --backbone {backbone} --steps {steps} "
-                           f"--batch-size {batch_size} --lr {lr}",
+                           f"--batch-size {batch_size} --lr {lr}" + (f" --stop-after {stop_after}" if stop_after else ""),
         weights_sha256=sha256(weights_file(out)), weights_mb=round(size_mb, 2))
     (out / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
     save_samples_figure(bb, cfg, out / "samples.png")
     return card
 
 
-def _read_curve(run_path: Path, fresh: list[dict]) -> list[dict]:
-    """The held-out curve of this pretraining, merged with points saved before an interruption."""
-    f = run_path / "heldout_curve.json"
-    old = json.loads(f.read_text()) if f.exists() else []
-    merged = {p["step"]: p for p in old + fresh}
-    points = [merged[k] for k in sorted(merged)]
-    f.write_text(json.dumps(points))
-    return points
+def _read_curve(f: Path) -> list[dict]:
+    return json.loads(f.read_text()) if f.exists() else []
+
+
+def _add_to_curve(f: Path, point: dict) -> None:
+    merged = {p["step"]: p for p in _read_curve(f) + [point]}
+    f.write_text(json.dumps([merged[k] for k in sorted(merged)]))
+
+
+def _from_checkpoint(path: Path, backbone: str):
+    """The backbone carrying the EMA weights saved in a training checkpoint."""
+    from safetensors.torch import load_file
+
+    from . import backbones as B
+    bb = B.build(backbone, seed=0)
+    tensors = load_file(str(path))
+    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}  # buffers as well as weights
+    state.update({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    bb.model.load_state_dict(state)
+    bb.residual_scale = 1.0
+    return bb
+
+
+def _logged_wall(log_file: Path) -> float | None:
+    """Training seconds summed from the CSV log's per-step times (log rows every 50 steps: an estimate)."""
+    import csv
+    if not log_file.exists():
+        return None
+    with open(log_file) as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "step_s" not in rows[0]:
+        return None
+    steps = [int(r["step"]) for r in rows]
+    gaps = [b - a for a, b in zip([0] + steps[:-1], steps)]
+    return sum(g * float(r["step_s"]) for g, r in zip(gaps, rows) if r["step_s"])
 
 
 def load_prior_model(folder: Path, backbone: str):

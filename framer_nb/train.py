@@ -203,7 +203,7 @@ def _sr_key(cfg: TrainConfig, variant_name: str, runs, source: DataSource) -> tu
 
 
 def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = True, callback=None,
-                callback_every: int = 0) -> Run:
+                callback_every: int = 0, stop_after: int | None = None) -> Run:
     """Pretrain the backbone here as an unconditional denoiser of the training data (cached by config).
 
     `callback(step, backbone_with_ema_weights)` runs every `callback_every` steps and at the end."""
@@ -223,7 +223,7 @@ def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = Tr
     _fit(bb, None, cfg, cfg.prior_steps, cfg.prior_lr, BASELINE, batch, run, seed=0, progress=progress,
          desc=f"prior {cfg.backbone}", record={"stage": "prior", "data": src.description,
                                                "data_fingerprint": src.fingerprint},
-         callback=callback, callback_every=callback_every)
+         callback=callback, callback_every=callback_every, stop_after=stop_after)
     return run
 
 

@@ -224,3 +224,19 @@ def test_captions_give_per_image_prompts(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(ValueError, match="bad.json.*captions must be a JSON object"):
         T.Captions.load(bad, bb, str(pipe), tmp_path / "runs")
+
+
+def test_pretrain_stopped_early_exports_the_checkpoint_ema_and_says_so(tmp_path):
+    # a prior cut short with stop_after ships the EMA weights of that checkpoint; the card names both step counts
+    from safetensors.torch import load_file
+
+    from framer_nb.priors import pretrain, shipped_prior, weights_file
+    card = pretrain("tiny-unet", tmp_path / "priors" / "tiny-unet", steps=4, stop_after=2, batch_size=2,
+                    runs=tmp_path / "runs", eval_every=1, progress=False)
+    assert (card["steps"], card["schedule_steps"]) == (2, 4)
+    assert [p["step"] for p in card["heldout_curve"]] == [1, 2] and "--stop-after 2" in card["command"]
+    assert shipped_prior("tiny-unet", tmp_path / "priors")["weights_sha256"] == card["weights_sha256"]
+    ckpt = load_file(str(next((tmp_path / "runs" / "prior").iterdir()) / "checkpoint.safetensors"))
+    shipped = load_file(str(weights_file(tmp_path / "priors" / "tiny-unet")))
+    k = next(k for k in shipped if k.endswith("weight"))
+    assert torch.equal(shipped[k], ckpt["ema." + k]) and not torch.equal(shipped[k], ckpt["model." + k])

@@ -63,7 +63,8 @@ def folders(tmp_path_factory):
 
 
 SMOKE = {"train": ["--profile", "smoke", "--steps", "2"], "evaluate": ["--profile", "smoke", "--sample-steps", "1"],
-         "observe": ["--profile", "smoke"], "pretrain": ["--steps", "3", "--stop-after", "2", "--batch-size", "2", "--eval-every", "1"]}
+         "observe": ["--profile", "smoke"],
+         "pretrain": ["--steps", "3", "--stop-after", "2", "--batch-size", "2", "--eval-every", "1"]}
 PAPER = ["--profile", "smoke", "--image-size", "64", "--steps", "2", "--batch-size", "2", "--mixed-precision", "no"]
 
 

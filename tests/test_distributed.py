@@ -72,7 +72,8 @@ def test_two_process_latent_training_checkpoints_and_resumes(tmp_path):
     from framer_nb.toy import make_pipeline
     pipe = make_pipeline("sd35-medium", tmp_path / "pipe")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "-m", "framer_nb"]
+    # on a CPU, `--multi_gpu` is what makes accelerate launch start several (gloo) processes; `--cpu` starts one
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "-m", "framer_nb"]
     args = ["train", "--profile", "smoke", "--backbone", "sd35-medium", "--pretrained", str(pipe), "--image-size", "32",
             "--steps", "4", "--batch-size", "2", "--runs", str(tmp_path / "runs"), "--variant", "framer"]
     first = subprocess.run(launch + args + ["--stop-after", "2"], env=env, capture_output=True, text=True, timeout=600)

@@ -103,7 +103,7 @@ def test_paper_commands_run_on_tiny_pipelines(folders, monkeypatch):
             continue
         args = _args(cmd, folders)
         if args[0] == "accelerate":  # two gloo processes on this CPU, into their own runs folder
-            launcher = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", *args[2:args.index("-m")]]
+            launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", *args[2:args.index("-m")]]
             full = launcher + ["-m", "framer_nb", *args[args.index("framer_nb") + 1:], *PAPER, "--runs",
                                str(runs / "two")]
             env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -62,7 +62,8 @@ def folders(tmp_path_factory):
     return {"root": root, "/data/DIV2K_HR": hr, "RealSR/LR": lr_test, "RealSR/HR": hr_test, **pipes}
 
 
-SMOKE = {"train": ["--profile", "smoke", "--steps", "2"], "evaluate": ["--profile", "smoke", "--sample-steps", "1"],
+SMOKE = {"train": ["--profile", "smoke", "--steps", "2"],
+         "evaluate": ["--profile", "smoke", "--steps", "2", "--sample-steps", "1"],
          "observe": ["--profile", "smoke"],
          "pretrain": ["--steps", "3", "--stop-after", "2", "--batch-size", "2", "--eval-every", "1"]}
 PAPER = ["--profile", "smoke", "--image-size", "64", "--steps", "2", "--batch-size", "2", "--mixed-precision", "no"]

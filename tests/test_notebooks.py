@@ -2,6 +2,7 @@
 shipped tiny priors and on a tiny random SD3 pipeline folder (the `pretrained` parameter)."""
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -50,6 +51,24 @@ def test_smoke_suite_runs_headless_and_produces_every_file(tmp_path):
     assert main(["reproduce", "--profile", "smoke", "--build", str(tmp_path / "build"), "--figures",
                  str(tmp_path / "figures")]) == 0
     _check_outputs(tmp_path / "build", tmp_path / "figures", "smoke")
+    _check_readme_section(tmp_path / "figures", tmp_path)
+
+
+def _check_readme_section(figures: Path, tmp_path: Path) -> None:
+    # the README's generated results section, from these figures and a recipe file whose adopted probe loses
+    from framer_nb.readme import BEGIN, END, results_section, update
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"git_commit": "abc", "results": [
+        {"backbone": "tiny-unet", "probe": "adopted", "gain_1step": 0.2, "gain_10step": -0.5, "train_s": 1.0},
+        {"backbone": "tiny-unet", "probe": "lr 1e-3", "gain_1step": 0.3, "gain_10step": -0.4, "train_s": 1.0}]}))
+    text = results_section(figures, recipe)
+    assert (figures / "table1_one_step.md").read_text().strip() in text
+    assert "(computed)" in text and "**no (lr 1e-3)**" in text
+    for name in re.findall(r"\]\(figures/([^)]+)\)", text):
+        assert (figures / name).exists(), name
+    readme = tmp_path / "README.md"
+    readme.write_text(f"head\n{BEGIN}\nold\n{END}\ntail\n")
+    assert update(readme, figures) and "old" not in readme.read_text() and readme.read_text().endswith("tail\n")
 
 
 def test_notebooks_run_on_a_pipeline_folder(tmp_path):

@@ -408,9 +408,11 @@ def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, sto
             opt.zero_grad(set_to_none=True)
         total = out.total.item()  # read once the step is queued: no stall between forward and backward
         if not math.isfinite(total):  # the weights may now hold NaN: nothing of this step is saved
+            saved = _saved_step(run)
+            kept = f"the last good checkpoint (step {saved}) is kept" if saved else "no checkpoint had been saved yet"
             raise NonFiniteLossError(
-                f"{run.path}: loss is {total} at step {step + 1} (objective {out.objective.item()}); stopped. "
-                f"The last good checkpoint (step {_saved_step(run)}) is kept; lower --lr or check the data")
+                f"{run.path}: loss is {total} at step {step + 1} (objective {out.objective.item()}); stopped: "
+                f"{kept}; lower --lr or check the data")
         if ema is not None and acc.sync_gradients:
             update_ema(ema, acc.unwrap_model(runner), cfg.ema_decay, step)
         if log is not None and ((step + 1) % cfg.log_every == 0 or step + 1 == steps):

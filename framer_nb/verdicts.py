@@ -1,5 +1,6 @@
 """Verdicts computed from our result files: does a paper claim hold in our data? `reproduced`, `not reproduced`,
-`mixed` (observations) or, for an ordering of two variants, `reproduced`, `reversed` or `within noise`.
+`mixed` (observations) or, for an ordering of two variants, `reproduced`, `reversed`, `within noise` or
+`untested (one seed)` (no spread to test against).
 
 Each function reads a results table and returns `Verdict`s whose `numbers` carry the evidence; the notebooks
 print them and `readme_results` quotes them, so no sentence about a result is written by hand.
@@ -131,9 +132,12 @@ def paired(df: pd.DataFrame, a: str, b: str, metric: str = "psnr", higher_better
 
 def ordering(df: pd.DataFrame, better: str, worse: str, claim: str, scope: str, metric: str = "psnr",
              higher_better: bool = True) -> Verdict:
-    """The paper says `better` beats `worse`: reproduced (beyond noise), reversed (beyond noise), or within noise."""
+    """The paper says `better` beats `worse`: reproduced (beyond noise), reversed (beyond noise), within noise, or
+    untested (one seed: no spread to test against)."""
     c = paired(df, better, worse, metric, higher_better)
-    if c.get("n_seeds", 0) < 2 or np.isnan(c["p"]):
+    if c.get("n_seeds", 0) < 2:
+        verdict = "untested (one seed)"
+    elif np.isnan(c["p"]):
         verdict = "within noise"
     elif c["p"] < ALPHA:
         verdict = "reproduced" if c["mean"] > 0 else "reversed"

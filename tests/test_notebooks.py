@@ -67,8 +67,8 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
     for name in re.findall(r"\]\(figures/([^)]+)\)", text):
         assert (figures / name).exists(), name
     readme = tmp_path / "README.md"
-    readme.write_text(f"head\n{BEGIN}\nold\n{END}\ntail\n")
-    assert update(readme, figures) and "old" not in readme.read_text() and readme.read_text().endswith("tail\n")
+    readme.write_text(f"head\n{BEGIN}\nSTALE-SECTION\n{END}\ntail\n")
+    assert update(readme, figures) and "STALE-SECTION" not in readme.read_text() and readme.read_text().endswith("tail\n")
 
 
 def test_notebooks_run_on_a_pipeline_folder(tmp_path):

@@ -118,6 +118,12 @@ def missing_outputs(name: str, figures: Path) -> list[str]:
     return missing
 
 
+# A cell that outlives this fails the run instead of hanging it (an intermittent papermill hang seen under heavy
+# CPU load: README, limitations)
+CELL_TIMEOUT_S = {"smoke": 900}
+DEFAULT_CELL_TIMEOUT_S = 3 * 3600
+
+
 def run_all(profile: str, build: Path, figures: str | None = None, only: str | None = None,
             pretrained: str | None = None) -> int:
     """Execute the notebooks in order on a profile; 0 if all ran and produced their outputs."""
@@ -134,7 +140,8 @@ def run_all(profile: str, build: Path, figures: str | None = None, only: str | N
         print(f"[reproduce] {nb.name} (profile {profile}) ...", flush=True)
         try:
             pm.execute_notebook(str(nb), str(build / "executed" / nb.name), parameters=params, cwd=str(ROOT),
-                                kernel_name="python3", progress_bar=False, log_output=False)
+                                kernel_name="python3", progress_bar=False, log_output=False,
+                                execution_timeout=CELL_TIMEOUT_S.get(profile, DEFAULT_CELL_TIMEOUT_S))
         except pm.PapermillExecutionError as e:
             print(f"[reproduce] {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
             return 1

@@ -127,7 +127,8 @@ def main() -> None:
                 "--disable-sync", "--no-first-run"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             for nb in notebooks:
-                page.goto(f"http://127.0.0.1:{port}/lab/tree/{nb.name}", timeout=120_000)
+                # ?reset: a fresh workspace, so the previous notebook is not restored beside this one
+                page.goto(f"http://127.0.0.1:{port}/lab/tree/{nb.name}?reset", timeout=120_000)
                 page.wait_for_selector(".jp-Notebook", timeout=120_000)
                 page.wait_for_timeout(3000)
                 seconds = run_all(page, args.timeout)

@@ -17,7 +17,8 @@ NOTEBOOKS = ROOT / "notebooks"
 # What each notebook must leave in the figures folder (checked after it runs).
 EXPECTED: dict[str, tuple[str, ...]] = {
     "01_observations": ("fig2_band_densities.png", "fig_masks.png", "fig3_layer_similarity.png", "fig3_sweep.png",
-                        "fig5_cross_sample.png", "observe_band_density.csv", "observe_layer_similarity.csv",
+                        "fig5_cross_sample.png", "observe_cross_sample.json", "observe_band_density.csv",
+                        "observe_layer_similarity.csv",
                         "observe_mask_statistics.csv", "verdicts_observations.csv"),
     "02_train_variants": ("training_runs.csv",),
     "03_evaluate_tables": ("table1_main.csv", "table1_main.md", "table1_main.tex", "table1_paper.md",
@@ -59,6 +60,13 @@ class Session:
         from .observe import save_csv
         save_csv(df, self.figures / name, **self.prov, **extra)
         return df
+
+    def json(self, data, name: str, **extra):
+        """Save JSON-ready data (+ provenance) into the figures folder; returns the data."""
+        import json
+        (self.figures / name).write_text(json.dumps(data))
+        write_sidecar(self.figures / name, **self.prov, **extra)
+        return data
 
     def describe(self) -> str:
         p = self.profile

@@ -1,10 +1,12 @@
 """The small profile's SR recipe, chosen on the validation photos: each knob against the adopted recipe.
 
-Every probe fine-tunes one backbone (baseline variant, seed 0) for the profile's step count from the shipped
-prior (or from scratch), then scores the one-step (posterior mean) and 10-step PSNR gain over bicubic on 8
-validation crops (framer_nb.evaluate.validation_gain). Probes run in single-threaded worker processes.
+Every probe fine-tunes one backbone (a variant, baseline by default, seed 0) for the profile's step count from the
+shipped prior (or from scratch), then scores the one-step (posterior mean) and 10-step PSNR gain over bicubic on 8
+validation crops (framer_nb.evaluate.validation_gain). Probes run in single-threaded worker processes. Results
+are merged into the JSON: a probe run again replaces its earlier row, the others stay (each row has its commit).
 
-    python benchmarks/recipe.py            ->  benchmarks/results/recipe.json
+    python benchmarks/recipe.py                                           ->  benchmarks/results/recipe.json
+    python benchmarks/recipe.py --backbones tiny-dit --variants baseline,framer --probes adopted,"residual x4"
 """
 
 from __future__ import annotations
@@ -26,36 +28,57 @@ PROBES: dict[str, dict] = {
     "constant LR": {"lr_schedule": "constant"},
     "no time bias": {"time_bias": 1.0},
     "lr 1e-3": {"lr": 1e-3},
+    # the residual x0 = s (HR - LR) has a std of about 0.13 at s = 1 in model space, against about 0.5 for the
+    # images the prior learned and about 1 for the SD latents that the paper's lambda = 0.1 was set against
+    "residual x4": {"residual_scale": 4.0},
+    "residual x8": {"residual_scale": 8.0},
+    "residual x4, constant LR": {"residual_scale": 4.0, "lr_schedule": "constant"},
 }
 
 
-def probe(backbone: str, name: str, overrides: dict, runs: str) -> dict:
+def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "baseline") -> dict:
     from framer_nb.evaluate import validation_gain
     from framer_nb.train import load_trained, train_sr
     cfg = with_overrides(profile("small").train, backbone=backbone, seed=0, **overrides)
     t0 = time.time()
-    run = train_sr(cfg, "baseline", runs, progress=False)
+    run = train_sr(cfg, variant, runs, progress=False)
     bb, _ = load_trained(run, backbone)
-    return {"backbone": backbone, "probe": name, "overrides": overrides, "train_s": round(time.time() - t0, 1),
-            "sr_steps": cfg.sr_steps, **validation_gain(bb, 10)}
+    return {"backbone": backbone, "variant": variant, "probe": name, "overrides": overrides,
+            "train_s": round(time.time() - t0, 1), "sr_steps": cfg.sr_steps, **validation_gain(bb, 10),
+            "git_commit": provenance()["git_commit"]}
+
+
+def merged(old: list[dict], new: list[dict]) -> list[dict]:
+    """`old` rows with the rows of `new` put in place of those with the same backbone, variant and probe."""
+    key = lambda r: (r["backbone"], r.get("variant", "baseline"), r["probe"])  # noqa: E731
+    fresh = {key(r): r for r in new}
+    kept = [r for r in old if key(r) not in fresh]
+    return [{"variant": "baseline", **r} for r in kept] + new
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbones", default="tiny-unet,tiny-dit", help="comma list")
     ap.add_argument("--probes", default=",".join(PROBES), help="comma list of probe names")
+    ap.add_argument("--variants", default="baseline", help="comma list of variants")
     ap.add_argument("--runs", default="build/recipe-runs", help="runs folder")
     ap.add_argument("--out", default="benchmarks/results/recipe.json", help="JSON path")
     args = ap.parse_args()
     names = [n for n in args.probes.split(",") if n]
-    jobs = [(b, n, PROBES[n], args.runs) for b in args.backbones.split(",") for n in names]
+    unknown = [n for n in names if n not in PROBES]
+    if unknown:
+        raise SystemExit(f"unknown probes {unknown}; known: {', '.join(PROBES)}")
+    jobs = [(b, n, PROBES[n], args.runs, v) for b in args.backbones.split(",") for v in args.variants.split(",")
+            for n in names]
     results = parallel(probe, jobs, desc="recipe probes")
     for r in results:
-        print(f"{r['backbone']:10s} {r['probe']:26s} one-step {r['gain_1step']:+.3f} dB, 10-step "
-              f"{r['gain_10step']:+.3f} dB ({r['train_s']} s)")
+        print(f"{r['backbone']:10s} {r['variant']:9s} {r['probe']:26s} one-step {r['gain_1step']:+.3f} dB, "
+              f"10-step {r['gain_10step']:+.3f} dB ({r['train_s']} s)")
     out = Path(args.out)
+    old = json.loads(out.read_text())["results"] if out.exists() else []
     out.write_text(json.dumps(provenance(benchmark="recipe", split="val", profile="small",
-                                         adopted=dataclasses.asdict(profile("small").train), results=results),
+                                         adopted=dataclasses.asdict(profile("small").train),
+                                         results=merged(old, results)),
                               indent=2, default=str))
     print(f"wrote {out}")
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
@@ -106,10 +108,17 @@ def sr_pair(hr: torch.Tensor, preset, cfg: TrainConfig, g: torch.Generator) -> t
 
 # ---------------------------------------------------------------- checkpoints
 
-def save_checkpoint(path: Path, model, heads, opt, sched, step: int, extra: dict, ema: dict | None = None) -> None:
-    """Model, heads, EMA weights, optimizer and scheduler state, RNG and step in one safetensors file (atomic)."""
+def save_checkpoint(path: Path, model, heads, opt, sched, step: int, extra: dict, ema: EMAModel | None = None) -> None:
+    """Model, heads, EMA weights, optimizer and scheduler state, RNG and step in one safetensors file (atomic).
+
+    One file rather than accelerate's `save_state` folder: it is replaced atomically (a kill or a full disk keeps
+    the previous checkpoint), and the noise of every step comes from a generator seeded by (seed, step), so
+    the only RNG state to keep is torch's global one, saved here."""
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v.contiguous() for k, v in (ema or {}).items()})
+    if ema is not None:
+        names = [k for k, _ in model.named_parameters()]
+        tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in zip(names, ema.shadow_params)})
+        extra = {**extra, "ema_step": ema.optimization_step}
     if heads is not None:
         tensors.update({f"heads.{k}": v.detach().contiguous() for k, v in heads.state_dict().items()})
     osd = opt.state_dict()
@@ -123,7 +132,7 @@ def save_checkpoint(path: Path, model, heads, opt, sched, step: int, extra: dict
     tmp.replace(path)
 
 
-def load_checkpoint(path: Path, model, heads, opt, sched, ema: dict | None = None) -> int:
+def load_checkpoint(path: Path, model, heads, opt, sched, ema: EMAModel | None = None) -> int:
     """Restore everything `save_checkpoint` wrote (EMA weights into `ema`); returns the step to continue from."""
     try:
         with safe_open(str(path), "pt") as f:
@@ -135,7 +144,8 @@ def load_checkpoint(path: Path, model, heads, opt, sched, ema: dict | None = Non
     if heads is not None:
         heads.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("heads.")})
     if ema is not None:
-        ema.update({k[4:]: v.to(ema[k[4:]].device) for k, v in tensors.items() if k.startswith("ema.")})
+        ema.shadow_params = [tensors[f"ema.{k}"].to(p.device) for k, p in model.named_parameters()]
+        ema.optimization_step = int(meta["ema_step"])
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
@@ -374,8 +384,8 @@ def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, sto
         heads.to(acc.device)
     params = list(bb.model.parameters()) + (list(heads.parameters()) if heads is not None else [])
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg.lr_schedule, steps))
-    ema = {k: v.detach().clone() for k, v in bb.model.named_parameters()} if cfg.ema_decay else None
+    sched = lr_scheduler(opt, cfg.lr_schedule, steps)
+    ema = EMAModel(bb.model.parameters(), decay=cfg.ema_decay) if cfg.ema_decay else None
     start = load_checkpoint(run.checkpoint, bb.model, heads, opt, sched, ema) \
         if (resume and run.checkpoint.exists()) else 0
     runner, opt = acc.prepare(bb.model, opt)
@@ -414,7 +424,7 @@ def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, sto
                 f"{run.path}: loss is {total} at step {step + 1} (objective {out.objective.item()}); stopped: "
                 f"{kept}; lower --lr or check the data")
         if ema is not None and acc.sync_gradients:
-            update_ema(ema, acc.unwrap_model(runner), cfg.ema_decay, step)
+            ema.step(acc.unwrap_model(runner).parameters())
         if log is not None and ((step + 1) % cfg.log_every == 0 or step + 1 == steps):
             log.write(_row(step + 1, out, sched, time.time() - t0, t_data, (step + 1) % cfg.diag_every == 0))
         bar.set_postfix(loss=f"{total:.4f}")
@@ -425,23 +435,19 @@ def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, sto
             callback(step + 1, _with_weights(bb, ema))
     bb.runner = None
     if end == steps and ema is not None:
-        with torch.no_grad():
-            for k, p in bb.model.named_parameters():
-                p.copy_(ema[k])
+        ema.copy_to(bb.model.parameters())
     if end == steps and acc.is_main_process:
         _finish(bb, heads and acc.unwrap_model(heads), run, meta, time.time() - t_start, start)
     acc.wait_for_everyone()  # other processes read what the main one saved
 
 
-def _with_weights(bb: B.Backbone, ema: dict | None) -> B.Backbone:
+def _with_weights(bb: B.Backbone, ema: EMAModel | None) -> B.Backbone:
     """A copy of the backbone carrying the EMA weights (the ones that will be saved), for evaluation."""
     runner, bb.runner = bb.runner, None
     twin = copy.deepcopy(bb)
     bb.runner = runner
     if ema is not None:
-        with torch.no_grad():
-            for k, p in twin.model.named_parameters():
-                p.copy_(ema[k])
+        ema.copy_to(twin.model.parameters())
     return twin
 
 
@@ -452,24 +458,13 @@ def _saved_step(run: Run) -> int:
         return int(json.loads(f.metadata()["state"])["step"])
 
 
-def lr_factor(schedule: str, steps: int, warmup: int = 20):
-    """The LR multiplier per step: linear warm-up, then constant or a cosine decay to 0 at `steps`."""
+def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, steps: int, warmup: int = 20):
+    """diffusers' LR scheduler: a linear warm-up over `warmup` steps, then constant or a cosine decay to 0 at
+    `steps`."""
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule={schedule!r} is not one of {LR_SCHEDULES}")
-
-    def factor(s: int) -> float:
-        if s < warmup or schedule == "constant":
-            return min(1.0, (s + 1) / warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (s - warmup) / max(1, steps - warmup))))
-    return factor
-
-
-@torch.no_grad()
-def update_ema(ema: dict, model, decay: float, step: int) -> None:
-    """One EMA update, with the usual warm-up: the effective decay is min(decay, (1 + step) / (10 + step))."""
-    d = min(decay, (1 + step) / (10 + step))
-    for k, p in model.named_parameters():
-        ema[k].lerp_(p.detach(), 1.0 - d)
+    name = {"constant": "constant_with_warmup", "cosine": "cosine"}[schedule]
+    return get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=steps)
 
 
 def _row(step: int, out, sched, step_s: float, data_s: float, diag: bool) -> dict:

@@ -133,12 +133,22 @@ def test_ema_and_cosine_schedule_resume_exactly_and_ema_is_saved(tmp_path):
     assert not all(torch.equal(a[f"model.{k[4:]}"], v) for k, v in a.items() if k.startswith("ema."))
 
 
-def test_lr_factor_warms_up_then_holds_or_decays_to_zero():
-    const, cos = T.lr_factor("constant", 100), T.lr_factor("cosine", 100)
-    assert const(0) == cos(0) == 1 / 20 and const(19) == cos(19) == 1.0
-    assert const(99) == 1.0 and cos(99) < 1e-3 and cos(60) < cos(40) < 1.0
+def _lrs(schedule: str, steps: int) -> list[float]:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+    sched, lrs = T.lr_scheduler(opt, schedule, steps), []
+    for _ in range(steps):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_lr_scheduler_warms_up_then_holds_or_decays_to_zero():
+    const, cos = _lrs("constant", 100), _lrs("cosine", 100)
+    assert const[0] == cos[0] == 0.0 and const[10] == cos[10] == 1.0 and const[20] == cos[20] == 2.0
+    assert const[99] == 2.0 and cos[99] < 1e-3 and cos[60] < cos[40] < 2.0
     with pytest.raises(ValueError, match="lr_schedule"):
-        T.lr_factor("linear", 100)
+        T.lr_scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), "linear", 100)
 
 
 def test_scores_are_keyed_by_run_config_and_test_set(tmp_path):

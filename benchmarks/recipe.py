@@ -1,4 +1,4 @@
-"""The small profile's SR recipe, chosen on the validation photos: each knob against the adopted recipe.
+"""The small profile's SR recipe, chosen on the validation photos: each knob against the current recipe.
 
 Every probe fine-tunes one backbone (a variant, baseline by default, seed 0) for the profile's step count from the
 shipped prior (or from scratch), then scores the one-step (posterior mean) and 10-step PSNR gain over bicubic on 8
@@ -6,7 +6,7 @@ validation crops (framer_nb.evaluate.validation_gain). Probes run in single-thre
 are merged into the JSON: a probe run again replaces its earlier row, the others stay (each row has its commit).
 
     python benchmarks/recipe.py                                           ->  benchmarks/results/recipe.json
-    python benchmarks/recipe.py --backbones tiny-dit --variants baseline,framer --probes adopted,"residual x4"
+    python benchmarks/recipe.py --backbones tiny-dit --variants baseline,framer --probes current,"residual x4"
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ from framer_nb.config import profile, with_overrides
 from framer_nb.pipeline import parallel
 from framer_nb.provenance import provenance
 
-# name -> overrides of the small profile's TrainConfig (the first is the adopted recipe)
+# the knobs that the probes vary; every row records their values, so rows stay comparable when the defaults change
+KNOBS = ("prior", "residual_scale", "lr_schedule", "time_bias", "lr", "sr_steps")
+
+# name -> overrides of the small profile's TrainConfig (the first is the current recipe)
 PROBES: dict[str, dict] = {
-    "adopted": {},
+    "current": {},
     "from scratch (no prior)": {"prior": "none"},
     "constant LR": {"lr_schedule": "constant"},
     "no time bias": {"time_bias": 1.0},
@@ -32,7 +35,7 @@ PROBES: dict[str, dict] = {
     # images the prior learned and about 1 for the SD latents that the paper's lambda = 0.1 was set against
     "residual x4": {"residual_scale": 4.0},
     "residual x8": {"residual_scale": 8.0},
-    "residual x4, constant LR": {"residual_scale": 4.0, "lr_schedule": "constant"},
+    "residual x4 + constant LR": {"residual_scale": 4.0, "lr_schedule": "constant"},
 }
 
 
@@ -44,16 +47,16 @@ def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "
     run = train_sr(cfg, variant, runs, progress=False)
     bb, _ = load_trained(run, backbone)
     return {"backbone": backbone, "variant": variant, "probe": name, "overrides": overrides,
+            "recipe": {k: getattr(cfg, k) for k in KNOBS},
             "train_s": round(time.time() - t0, 1), "sr_steps": cfg.sr_steps, **validation_gain(bb, 10),
             "git_commit": provenance()["git_commit"]}
 
 
 def merged(old: list[dict], new: list[dict]) -> list[dict]:
-    """`old` rows with the rows of `new` put in place of those with the same backbone, variant and probe."""
-    key = lambda r: (r["backbone"], r.get("variant", "baseline"), r["probe"])  # noqa: E731
+    """`old` rows with the rows of `new` put in place of those with the same backbone, variant and recipe."""
+    key = lambda r: (r["backbone"], r["variant"], json.dumps(r["recipe"], sort_keys=True))  # noqa: E731
     fresh = {key(r): r for r in new}
-    kept = [r for r in old if key(r) not in fresh]
-    return [{"variant": "baseline", **r} for r in kept] + new
+    return [r for r in old if key(r) not in fresh] + new
 
 
 def main() -> None:
@@ -77,7 +80,7 @@ def main() -> None:
     out = Path(args.out)
     old = json.loads(out.read_text())["results"] if out.exists() else []
     out.write_text(json.dumps(provenance(benchmark="recipe", split="val", profile="small",
-                                         adopted=dataclasses.asdict(profile("small").train),
+                                         defaults=dataclasses.asdict(profile("small").train),
                                          results=merged(old, results)),
                               indent=2, default=str))
     print(f"wrote {out}")

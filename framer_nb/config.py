@@ -86,7 +86,7 @@ class TrainConfig:
     scale: int = 4  # SR factor
     degradation: str = "bicubic"  # bicubic (classic x4) | a preset in data/degradations/ (light, realesrgan_x4plus)
     target: str = "residual"  # residual: diffuse HR - upsampled LR (SRDiff-style) | image: diffuse HR itself
-    residual_scale: float = 1.0  # residual target only: x0 = scale * (HR - LR) in model space
+    residual_scale: float = 4.0  # residual target only: x0 = scale * (HR - LR) in model space (see docs/method.md)
     loss_space: str = "x0"  # x0: clean-signal MSE (released code's preconditioning) | native: plain v / eps MSE
     time_bias: float = 4.0  # > 1: SR-stage training times drawn nearer to noise (diffusion.sample_time); sampler unchanged
     batch_size: int = 16
@@ -98,7 +98,7 @@ class TrainConfig:
     sr_steps: int = 600  # SR fine-tuning steps
     lr: float = 2e-3
     prior_lr: float = 1e-3
-    lr_schedule: str = "cosine"  # after the 20-step warm-up: constant | cosine (decays to 0 at the last step)
+    lr_schedule: str = "constant"  # after the 20-step warm-up: constant | cosine (decays to 0 at the last step)
     ema_decay: float = 0.99  # > 0: keep an exponential moving average of the weights and save it as the model
     weight_decay: float = 1e-2
     grad_clip: float = 1.0

@@ -54,18 +54,29 @@ def results_section(figures: Path, recipe: Path | None = RECIPE) -> str:
 
 
 def _recipe(path: Path | None) -> str:
-    """The recipe probes (benchmarks/recipe.py): each knob against the adopted recipe, on the validation photos."""
+    """The recipe probes (benchmarks/recipe.py) on the validation photos: each row's recipe, its gains, and whether
+    the profile's current recipe (today's `small` defaults) is the best row of its backbone and variant."""
     if path is None or not Path(path).exists():
         return ""
+    from .config import profile
     rec = json.loads(Path(path).read_text())
-    df = pd.DataFrame(rec["results"])[["backbone", "probe", "gain_1step", "gain_10step", "train_s"]].round(3)
+    rows = pd.DataFrame(rec["results"])
+    knobs = pd.DataFrame(list(rows["recipe"]))
+    current = profile("small").train
+    rows["current"] = [all(getattr(current, k) == v for k, v in r.items()) for r in rows["recipe"]]
+    varying = [k for k in knobs.columns if knobs[k].nunique() > 1]
+    df = pd.concat([rows[["backbone", "variant"]], knobs[varying],
+                    rows[["gain_1step", "gain_10step", "train_s", "git_commit", "current"]]], axis=1).round(3)
+    df["current"] = df["current"].map({True: "**yes**", False: ""})
     lines = []
-    for b, g in df.groupby("backbone", sort=False):
-        best = g.loc[g["gain_1step"].idxmax(), "probe"]
-        lines.append(f"- {b}: the adopted recipe has the best one-step gain on the validation photos: "
-                     f"**{'yes' if best == 'adopted' else 'no (' + best + ')'}**")
-    return (f"**Recipe probes** (`benchmarks/recipe.py`, baseline variant, seed 0, PSNR gain over bicubic in dB "
-            f"on the validation photos, never the test set; commit `{rec.get('git_commit')}`)\n\n"
+    for (b, v), g in df.groupby(["backbone", "variant"], sort=False):
+        best = g.loc[g["gain_1step"].idxmax()]
+        verdict = "not probed" if not (g["current"] != "").any() else \
+            "yes" if best["current"] else "no (best: " + ", ".join(f"{k} {best[k]}" for k in varying) + ")"
+        lines.append(f"- {b} {v}: the current recipe has the best one-step gain on the validation photos: "
+                     f"**{verdict}**")
+    return ("**Recipe probes** (`benchmarks/recipe.py`, seed 0, PSNR gain over bicubic in dB on the validation "
+            "photos, never the test set; `current` marks today's `small` recipe)\n\n"
             + _markdown(df) + "\n\n" + "\n".join(lines))
 
 

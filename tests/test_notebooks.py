@@ -58,12 +58,18 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
     # the README's generated results section, from these figures and a recipe file whose adopted probe loses
     from framer_nb.readme import BEGIN, END, results_section, update
     recipe = tmp_path / "recipe.json"
-    recipe.write_text(json.dumps({"git_commit": "abc", "results": [
-        {"backbone": "tiny-unet", "probe": "adopted", "gain_1step": 0.2, "gain_10step": -0.5, "train_s": 1.0},
-        {"backbone": "tiny-unet", "probe": "lr 1e-3", "gain_1step": 0.3, "gain_10step": -0.4, "train_s": 1.0}]}))
+    from framer_nb.config import profile
+    current = {"lr": profile("small").train.lr, "lr_schedule": profile("small").train.lr_schedule}
+    row = {"backbone": "tiny-unet", "variant": "baseline", "gain_10step": -0.5, "train_s": 1.0, "git_commit": "abc"}
+    recipe.write_text(json.dumps({"results": [
+        {**row, "recipe": current, "gain_1step": 0.2},
+        {**row, "recipe": {**current, "lr": 1e-3 if current["lr"] != 1e-3 else 2e-3}, "gain_1step": 0.3},
+        {**row, "variant": "framer", "recipe": current, "gain_1step": 0.1}]}))
     text = results_section(figures, recipe)
     assert (figures / "table1_one_step.md").read_text().strip() in text
-    assert "(computed)" in text and "**no (lr 1e-3)**" in text
+    assert "(computed)" in text and "tiny-unet baseline: the current recipe has the best one-step gain on the " \
+        "validation photos: **no (best: lr 0.001)**" in text and "tiny-unet framer: the current recipe has " \
+        "the best one-step gain on the validation photos: **yes**" in text
     for name in re.findall(r"\]\(figures/([^)]+)\)", text):
         assert (figures / name).exists(), name
     readme = tmp_path / "README.md"

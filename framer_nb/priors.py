@@ -22,6 +22,7 @@ import torch
 from .paths import DATA_ROOT
 
 PRIOR_ROOT = DATA_ROOT / "priors"
+RESIDUAL_SCALE = 1.0  # the shipped priors denoise x0 = HR - bicubic(LR) itself; SR fine-tuning rescales it
 MAX_WEIGHTS_MB = 20.0
 
 
@@ -140,7 +141,7 @@ def _from_checkpoint(path: Path, backbone: str):
     state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}  # buffers as well as weights
     state.update({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     bb.model.load_state_dict(state)
-    bb.residual_scale = 1.0
+    bb.residual_scale = RESIDUAL_SCALE
     return bb
 
 
@@ -161,7 +162,7 @@ def _logged_wall(log_file: Path) -> float | None:
 def load_prior_model(folder: Path, backbone: str):
     from . import backbones as B
     bb = B.load(backbone, folder, with_vae=False)
-    bb.residual_scale = 1.0
+    bb.residual_scale = RESIDUAL_SCALE
     return bb
 
 
@@ -175,7 +176,7 @@ def steps_for_minutes(backbone: str, minutes: float, batch_size: int, lr: float,
     cfg = TrainConfig(backbone=backbone, batch_size=batch_size)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     bb = B.build(backbone).to(device)
-    bb.residual_scale = 1.0
+    bb.residual_scale = RESIDUAL_SCALE
     opt = torch.optim.AdamW(bb.model.parameters(), lr=lr)
     src, preset, g = builtin_source(), load_preset(cfg.degradation), torch.Generator().manual_seed(0)
     for i in range(25):

@@ -250,3 +250,13 @@ def test_pretrain_stopped_early_exports_the_checkpoint_ema_and_says_so(tmp_path)
     shipped = load_file(str(weights_file(tmp_path / "priors" / "tiny-unet")))
     k = next(k for k in shipped if k.endswith("weight"))
     assert torch.equal(shipped[k], ckpt["ema." + k]) and not torch.equal(shipped[k], ckpt["model." + k])
+
+
+def test_priors_are_observed_on_their_own_residual_scale_and_fine_tuned_on_the_profiles(tmp_path):
+    from framer_nb import observe as O
+    from framer_nb.config import profile
+    from framer_nb.priors import RESIDUAL_SCALE
+    p = profile("small")
+    assert p.train.residual_scale != RESIDUAL_SCALE  # else this test shows nothing
+    assert T.starting_point(p.train, tmp_path).residual_scale == p.train.residual_scale
+    assert {b.residual_scale for b in O.load_priors(p, tmp_path, progress=False).values()} == {RESIDUAL_SCALE}

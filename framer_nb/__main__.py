@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--grad-accum", type=int, default=None, help="gradient accumulation steps")
     t.add_argument("--grad-checkpointing", action="store_true", help="gradient checkpointing (real backbones)")
     t.add_argument("--num-workers", type=int, default=None, help="data-loading processes (default 0)")
+    t.add_argument("--cache-pairs", type=int, default=None,
+                   help="train on N fixed pairs encoded once into RUNS/latents/ (the released code's make_latent); "
+                        "default: fresh pairs every step")
     t.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
     t.add_argument("--stop-after", type=int, default=None, help="stop (checkpointed) after this step; resume later")
 
@@ -122,7 +125,7 @@ def _positive(args, *names: str) -> None:
 def _train_configs(args):
     from .config import profile, with_overrides
     p = profile(args.profile)
-    _positive(args, "steps", "prior_steps", "batch_size", "grad_accum", "image_size", "stop_after")
+    _positive(args, "steps", "prior_steps", "batch_size", "grad_accum", "image_size", "stop_after", "cache_pairs")
     if getattr(args, "stop_after", None) is not None and args.stop_after < 1:
         raise UserError(f"--stop-after must be >= 1, got {args.stop_after}")
     backbone = args.backbone or p.backbones[0]
@@ -134,7 +137,7 @@ def _train_configs(args):
                 ema_decay=getattr(args, "ema_decay", None), prior=getattr(args, "prior", None),
                 pretrained=str(Path(args.pretrained).resolve()) if args.pretrained else None,
                 image_size=args.image_size, captions=getattr(args, "captions", None),
-                num_workers=getattr(args, "num_workers", None),
+                num_workers=getattr(args, "num_workers", None), cache_pairs=getattr(args, "cache_pairs", None),
                 grad_checkpointing=True if getattr(args, "grad_checkpointing", False) else None)
     if args.pretrained and not Path(args.pretrained).exists():
         raise UserError(f"--pretrained {args.pretrained}: no such folder")

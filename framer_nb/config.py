@@ -113,6 +113,7 @@ class TrainConfig:
     crop_scale: tuple[float, float] = (0.25, 0.75)  # training crops come from the photos downscaled by s in range
     captions: str | None = None  # JSON file {image stem: caption} for per-image prompts (pipelines with text encoders)
     num_workers: int = 0  # data-loading processes (0: in the training process); results do not depend on it
+    cache_pairs: int = 0  # > 0: train on this many fixed pairs encoded once into runs/latents/ (framer_nb.cache)
 
     def key(self) -> dict:
         """The fields that change what is trained (logging, checkpoint and loader settings do not)."""
@@ -142,6 +143,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
         if self.time_bias <= 0:
             raise ValueError(f"TrainConfig.time_bias must be > 0, got {self.time_bias}")
+        if self.cache_pairs < 0:
+            raise ValueError(f"TrainConfig.cache_pairs must be >= 0, got {self.cache_pairs}")
         if self.num_workers < 0:
             raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
         if self.lr <= 0 or self.prior_lr <= 0:

@@ -285,19 +285,48 @@ def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", res
     heads = bb.make_heads() if fcfg.objective != "none" else None
     preset = load_preset(cfg.degradation)
     captions = Captions.load(cfg.captions, bb, cfg.pretrained, Path(runs)) if cfg.captions else None
+    cached = pair_cache(bb, cfg, preset, source, runs, progress) if cfg.cache_pairs else None
 
     def batch(step: int, rank: int):
         g = data_generator(cfg.seed, step, "sr-data", rank)
+        if cached is not None:
+            hr_m, lr_m, names = cached.batch(cfg.batch_size, g)
+            return hr_m, lr_m, captions.context(names) if captions else None
         hr, names = source.batch(cfg.batch_size, cfg.image_size, g, cfg.crop_scale)
         return (*sr_pair(hr, preset, cfg, g), captions.context(names) if captions else None)
 
     _fit(bb, heads, cfg, cfg.sr_steps, cfg.lr, fcfg, batch, run, seed=cfg.seed, resume=resume,
+         in_model_space=cached is not None,
          stop_after=stop_after, progress=progress, desc=f"{cfg.backbone} {variant_name} s{cfg.seed}",
          record={"stage": "sr", "variant": variant_name, "framer": dataclasses.asdict(fcfg),
                  "prior": prior_identity(cfg, runs), "data": source.description,
                  "data_fingerprint": source.fingerprint,
                  "key_parts": json.loads(json.dumps(_sr_key(cfg, variant_name, runs, source), default=_plain))})
     return run
+
+
+def pair_cache(bb: B.Backbone, cfg: TrainConfig, preset, source: DataSource, runs: str | Path,
+               progress: bool = True):
+    """The run's fixed training pairs in model space: loaded from runs/latents/, or drawn and encoded there once
+    (by the main process, with the VAE on the accelerator; the other processes then load them)."""
+    from . import cache as C
+    path = C.cache_path(cfg, source.fingerprint, runs)
+    state = PartialState(cpu=not torch.cuda.is_available())
+    with state.main_process_first():
+        if path.exists():
+            return C.load(path)
+        if isinstance(bb.space, B.VAESpace):
+            bb.space.vae.to(state.device)
+
+        def pairs(i: int):
+            g = data_generator(0, i, "cache-data")
+            hr, names = source.batch(min(cfg.batch_size, cfg.cache_pairs), cfg.image_size, g, cfg.crop_scale)
+            hr, lr = sr_pair(hr, preset, cfg, g)
+            return hr.to(state.device), lr.to(state.device), names
+
+        meta = {"fields": {k: getattr(cfg, k) for k in C.CACHE_FIELDS}, "data": source.description,
+                "data_fingerprint": source.fingerprint, **provenance()}
+        return C.build(bb, pairs, cfg.cache_pairs, min(cfg.batch_size, cfg.cache_pairs), path, meta, progress)
 
 
 def _plain(x):
@@ -333,7 +362,8 @@ class Captions:
 
 def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: FramerConfig, batch_fn,
          run: Run, seed: int, resume: bool = True, stop_after: int | None = None, progress: bool = True,
-         desc: str = "", record: dict | None = None, callback=None, callback_every: int = 0) -> None:
+         desc: str = "", record: dict | None = None, callback=None, callback_every: int = 0,
+         in_model_space: bool = False) -> None:
     """The shared loop: AdamW, warm-up then constant or cosine LR, EMA, clipping, CSV log, checkpoints, done marker."""
     state = PartialState(cpu=not torch.cuda.is_available())
     guard = run.lock() if state.is_main_process else contextlib.nullcontext()
@@ -345,7 +375,7 @@ def _fit(bb: B.Backbone, heads, cfg: TrainConfig, steps: int, lr: float, fcfg: F
                 run.checkpoint.unlink()
             run.start(meta)
         _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run, seed, resume, stop_after, progress, desc, meta,
-              callback, callback_every)
+              callback, callback_every, in_model_space)
 
 
 class _StepBatches(torch.utils.data.Dataset):
@@ -370,7 +400,7 @@ def _batches(batch_fn, rank: int, start: int, end: int, workers: int):
 
 
 def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, stop_after, progress, desc, meta,
-          callback=None, callback_every: int = 0):
+          callback=None, callback_every: int = 0, in_model_space: bool = False):
     time_bias = cfg.time_bias if meta.get("stage") == "sr" else 1.0
     acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
                       cpu=not torch.cuda.is_available())
@@ -400,8 +430,9 @@ def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, sto
         t0 = time.time()
         hr, lr_img, ctx = next(batches)
         t_data = time.time() - t0
-        with torch.no_grad():
-            hr_m, lr_m = bb.to_model(hr.to(acc.device)), bb.to_model(lr_img.to(acc.device))
+        with torch.no_grad():  # batches from a pair cache are in model space already
+            hr_m, lr_m = (hr.to(acc.device), lr_img.to(acc.device)) if in_model_space else \
+                (bb.to_model(hr.to(acc.device)), bb.to_model(lr_img.to(acc.device)))
         x0 = bb.sr_target(hr_m, lr_m)
         with acc.accumulate(runner), acc.autocast():
             out = training_loss(bb, x0, lr_m if bb.lr_channels else None, fcfg,

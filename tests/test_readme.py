@@ -111,7 +111,9 @@ def test_paper_commands_run_on_tiny_pipelines(folders, monkeypatch):
             proc = subprocess.run(full, capture_output=True, text=True, timeout=900, env=env)
             assert proc.returncode == 0, proc.stderr[-3000:]
             continue
-        assert main(args[3:] + PAPER + ["--runs", str(runs / "one")]) == 0, cmd
+        cache = ["--cache-pairs", "4"] if "--cache-pairs" in args else []  # smoke budget
+        assert main(args[3:] + PAPER + cache + ["--runs", str(runs / "one")]) == 0, cmd
+    assert any("--cache-pairs" in c for c in commands()) and len(list((runs / "one" / "latents").iterdir())) == 1
     import json
     done = {p.parent.parent.parent.name + "/" + str(json.loads(p.read_text())["num_processes"])
             for p in runs.rglob("done.json")}

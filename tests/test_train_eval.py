@@ -35,7 +35,8 @@ def test_train_resume_evaluate_round_trip(tmp_path, backbone):
     assert full.heads_file.exists() == (backbone == "tiny-unet")  # heads never inside the model
 
     bb, heads = T.load_trained(full, backbone)
-    assert bb.lr_channels == 48 and bb.residual_scale == 1.0 and (heads is not None) == (backbone == "tiny-unet")
+    assert bb.lr_channels == 48 and bb.residual_scale == cfg.residual_scale == 4.0
+    assert (heads is not None) == (backbone == "tiny-unet")
     test = E.make_test_set(2, 64, "bicubic")
     df = E.evaluate_run(bb, test, tmp_path / "eval", {"backbone": backbone}, steps=2, seed=0, tile=64)
     assert len(df) == 2 and df["psnr"].notna().all() and df["niqe"].isna().all()  # 64 px: NIQE n/a

@@ -67,17 +67,17 @@ def _recipe(path: Path | None) -> str:
     varying = [k for k in knobs.columns if knobs[k].nunique() > 1]
     df = pd.concat([rows[["backbone", "variant"]], knobs[varying],
                     rows[["gain_1step", "gain_10step", "train_s", "git_commit", "current"]]], axis=1).round(3)
-    df["current"] = df["current"].map({True: "**yes**", False: ""})
     lines = []
     for (b, v), g in df.groupby(["backbone", "variant"], sort=False):
         best = g.loc[g["gain_1step"].idxmax()]
-        verdict = "not probed" if not (g["current"] != "").any() else \
+        verdict = "not probed" if not g["current"].any() else \
             "yes" if best["current"] else "no (best: " + ", ".join(f"{k} {best[k]}" for k in varying) + ")"
         lines.append(f"- {b} {v}: the current recipe has the best one-step gain on the validation photos: "
                      f"**{verdict}**")
     return ("**Recipe probes** (`benchmarks/recipe.py`, seed 0, PSNR gain over bicubic in dB on the validation "
             "photos, never the test set; `current` marks today's `small` recipe)\n\n"
-            + _markdown(df) + "\n\n" + "\n".join(lines))
+            + _markdown(df.assign(current=df["current"].map({True: "**yes**", False: ""}))) + "\n\n"
+            + "\n".join(lines))
 
 
 def _verdicts(path: Path, title: str) -> str:

@@ -106,6 +106,12 @@ def sr_pair(hr: torch.Tensor, preset, cfg: TrainConfig, g: torch.Generator) -> t
     return hr * 2 - 1, lr
 
 
+def draw_pairs(source: DataSource, preset, cfg: TrainConfig, n: int, g: torch.Generator):
+    """n training pairs drawn by `g`: random crops of `source` degraded by `preset` -> (HR, upsampled LR, names)."""
+    hr, names = source.batch(n, cfg.image_size, g, cfg.crop_scale)
+    return (*sr_pair(hr, preset, cfg, g), names)
+
+
 # ---------------------------------------------------------------- checkpoints
 
 def save_checkpoint(path: Path, model, heads, opt, sched, step: int, extra: dict, ema: EMAModel | None = None) -> None:
@@ -226,9 +232,8 @@ def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = Tr
     src, preset = builtin_source(), load_preset(cfg.degradation)
 
     def batch(step: int, rank: int):
-        g = data_generator(0, step, "prior-data", rank)
-        hr, names = src.batch(cfg.batch_size, cfg.image_size, g, cfg.crop_scale)
-        return (*sr_pair(hr, preset, cfg, g), None)
+        hr, lr, _ = draw_pairs(src, preset, cfg, cfg.batch_size, data_generator(0, step, "prior-data", rank))
+        return hr, lr, None
 
     _fit(bb, None, cfg, cfg.prior_steps, cfg.prior_lr, BASELINE, batch, run, seed=0, progress=progress,
          desc=f"prior {cfg.backbone}", record={"stage": "prior", "data": src.description,
@@ -292,8 +297,8 @@ def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", res
         if cached is not None:
             hr_m, lr_m, names = cached.batch(cfg.batch_size, g)
             return hr_m, lr_m, captions.context(names) if captions else None
-        hr, names = source.batch(cfg.batch_size, cfg.image_size, g, cfg.crop_scale)
-        return (*sr_pair(hr, preset, cfg, g), captions.context(names) if captions else None)
+        hr, lr, names = draw_pairs(source, preset, cfg, cfg.batch_size, g)
+        return hr, lr, captions.context(names) if captions else None
 
     _fit(bb, heads, cfg, cfg.sr_steps, cfg.lr, fcfg, batch, run, seed=cfg.seed, resume=resume,
          in_model_space=cached is not None,
@@ -318,15 +323,15 @@ def pair_cache(bb: B.Backbone, cfg: TrainConfig, preset, source: DataSource, run
         if isinstance(bb.space, B.VAESpace):
             bb.space.vae.to(state.device)
 
+        chunk = min(cfg.batch_size, cfg.cache_pairs)
+
         def pairs(i: int):
-            g = data_generator(0, i, "cache-data")
-            hr, names = source.batch(min(cfg.batch_size, cfg.cache_pairs), cfg.image_size, g, cfg.crop_scale)
-            hr, lr = sr_pair(hr, preset, cfg, g)
+            hr, lr, names = draw_pairs(source, preset, cfg, chunk, data_generator(0, i, "cache-data"))
             return hr.to(state.device), lr.to(state.device), names
 
         meta = {"fields": {k: getattr(cfg, k) for k in C.CACHE_FIELDS}, "data": source.description,
                 "data_fingerprint": source.fingerprint, **provenance()}
-        return C.build(bb, pairs, cfg.cache_pairs, min(cfg.batch_size, cfg.cache_pairs), path, meta, progress)
+        return C.build(bb, pairs, cfg.cache_pairs, chunk, path, meta, progress)
 
 
 def _plain(x):

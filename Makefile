@@ -22,10 +22,11 @@ reproduce: install
 	$(PY) -m framer_nb reproduce --profile $(PROFILE)
 
 # Regenerate the shipped priors in data/priors/ (about 55 min on 2 CPU cores; the model cards record how they
-# were made: the first 2500 / 2250 steps of a 5000-step cosine schedule, stopped there for the session's time)
+# were made: the first 2500 / 2250 steps of a 5000-step cosine schedule, stopped there for the session's time;
+# the priors denoise the residual at the SR stage's scale, 4 * (HR - bicubic(LR)))
 pretrain: install
-	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-dit --steps 5000 --stop-after 2500 --batch-size 64 --eval-every 250 & \
-	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-unet --steps 5000 --stop-after 2250 --batch-size 64 --eval-every 250; \
+	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-dit --steps 5000 --stop-after 2500 --batch-size 64 --residual-scale 4 --eval-every 250 & \
+	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-unet --steps 5000 --stop-after 2250 --batch-size 64 --residual-scale 4 --eval-every 250; \
 	wait
 
 test: install

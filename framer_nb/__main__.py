@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
     pr.add_argument("--stop-after", type=int, default=None,
                     help="stop at this step of the --steps schedule and export that checkpoint's EMA weights")
+    pr.add_argument("--residual-scale", type=float, default=None,
+                    help="the prior denoises x0 = scale * (HR - bicubic(LR)) (default: the SR stage's, "
+                         "TrainConfig.residual_scale)")
     pr.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
     r = sub.add_parser("reproduce", help="run every notebook in order with papermill (figures, tables)")
@@ -258,9 +261,11 @@ def cmd_pretrain(args) -> int:
     if (args.steps is None) == (args.minutes is None):
         raise UserError("give exactly one of --steps and --minutes")
     _positive(args, "steps", "batch_size", "eval_every", "stop_after")
+    if args.residual_scale is not None and not args.residual_scale > 0:
+        raise UserError(f"--residual-scale must be > 0, got {args.residual_scale}")
     card = pretrain(args.backbone, args.out, args.steps, args.minutes, args.batch_size, args.lr, args.runs,
                     args.eval_every, args.num_workers, command=" ".join(["python -m framer_nb", *sys.argv[1:]]),
-                    stop_after=args.stop_after)
+                    stop_after=args.stop_after, residual_scale=args.residual_scale)
     print(f"{args.backbone}: {card['steps']} steps in {card['wall_s']} s; held-out objective "
           f"{card['heldout_curve'][0]['heldout_objective']} -> {card['heldout_curve'][-1]['heldout_objective']}")
     return 0

@@ -22,7 +22,7 @@ import torch
 from .paths import DATA_ROOT
 
 PRIOR_ROOT = DATA_ROOT / "priors"
-RESIDUAL_SCALE = 1.0  # the shipped priors denoise x0 = HR - bicubic(LR) itself; SR fine-tuning rescales it
+LEGACY_RESIDUAL_SCALE = 1.0  # cards written before the scale was recorded: those priors denoised HR - bicubic(LR)
 MAX_WEIGHTS_MB = 20.0
 
 
@@ -57,27 +57,35 @@ def shipped_prior(backbone: str, root: Path | None = None) -> dict:
     return card
 
 
+def residual_scale_of(card: dict) -> float:
+    """The residual scale a prior learned: its x0 is scale * (HR - bicubic(LR))."""
+    return float(card.get("residual_scale", LEGACY_RESIDUAL_SCALE))
+
+
 def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = None, minutes: float | None = None,
              batch_size: int = 64, lr: float = 1e-3, runs: str | Path = "runs", eval_every: int = 500,
-             num_workers: int = 0, progress: bool = True, command: str = "", stop_after: int | None = None) -> dict:
+             num_workers: int = 0, progress: bool = True, command: str = "", stop_after: int | None = None,
+             residual_scale: float | None = None) -> dict:
     """Pretrain `backbone`'s unconditional prior and export it to data/priors/<backbone> (or `out`).
 
     Give `steps`, or `minutes` to size the step count from the speed of the first steps on this machine (the
     card records the steps, so `--steps` reproduces it). Resumable: the run lives under runs/prior/. With
     `stop_after`, training stops at that step of the `steps`-long schedule and the EMA weights of that
-    checkpoint are exported (the card records both numbers)."""
+    checkpoint are exported (the card records both numbers). `residual_scale` (default: the SR fine-tuning's,
+    TrainConfig.residual_scale) is the scale of the residual the prior learns to denoise; the card records it."""
     from .config import TrainConfig
     from .train import heldout_objective, train_prior
 
     if steps is None:
         if minutes is None:
             raise ValueError("give steps or minutes")
-        steps = steps_for_minutes(backbone, minutes, batch_size, lr, num_workers)
+        steps = steps_for_minutes(backbone, minutes, batch_size, lr, num_workers, residual_scale)
     if stop_after is not None and not 0 < stop_after <= steps:
         raise ValueError(f"stop_after={stop_after} must lie in 1..steps ({steps})")
     cfg = TrainConfig(backbone=backbone, prior="train", prior_steps=steps, prior_lr=lr, prior_batch_size=batch_size,
                       batch_size=batch_size, mixed_precision="no", num_workers=num_workers,
-                      ckpt_every=max(50, eval_every), log_every=50)
+                      ckpt_every=max(50, eval_every), log_every=50,
+                      **({} if residual_scale is None else {"residual_scale": float(residual_scale)}))
     from .train import prior_run
     curve_file = prior_run(cfg, runs).path / "heldout_curve.json"
 
@@ -93,9 +101,9 @@ def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = N
     wall = time.time() - t0
     if run.done:
         done, trained = run.done_record(), steps
-        bb = load_prior_model(run.model_dir, backbone)
+        bb = load_prior_model(run.model_dir, backbone, cfg.residual_scale)
     else:  # stopped early on purpose: the checkpoint's EMA weights are the prior
-        bb, trained = _from_checkpoint(run.checkpoint, backbone), stop_after
+        bb, trained = _from_checkpoint(run.checkpoint, backbone, cfg.residual_scale), stop_after
         done = {**run.info(), "wall_s": _logged_wall(run.log_file)}
         if not any(p["step"] == trained for p in _read_curve(curve_file)):
             evaluate(trained, bb)
@@ -107,7 +115,8 @@ def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = N
     from .provenance import provenance
     card = provenance(
         backbone=backbone, model_class=type(bb.model).__name__, parameters=sum(p.numel() for p in bb.model.parameters()),
-        objective=dataclasses.asdict(bb.objective), space=bb.space.describe(), target="residual HR - bicubic(LR)",
+        objective=dataclasses.asdict(bb.objective), space=bb.space.describe(), target="residual_scale * (HR - bicubic(LR))",
+        residual_scale=cfg.residual_scale,
         data=done.get("data"), data_fingerprint=done.get("data_fingerprint"), crop=cfg.image_size,
         crop_scale=cfg.crop_scale, degradation=cfg.degradation, steps=trained, schedule_steps=steps,
         batch_size=batch_size, lr=lr, ema_decay=cfg.prior_ema_decay, lr_schedule=cfg.lr_schedule,
@@ -115,7 +124,8 @@ def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = N
         heldout_curve=[p for p in _read_curve(curve_file) if p["step"] <= trained],
         heldout_data="validation photos (framer_nb.data.SPLITS['val']), fixed seeded batches",
         command=command or f"python -m framer_nb pretrain --backbone {backbone} --steps {steps} "
-                           f"--batch-size {batch_size} --lr {lr}" + (f" --stop-after {stop_after}" if stop_after else ""),
+                           f"--batch-size {batch_size} --lr {lr} --residual-scale {cfg.residual_scale:g}"
+                           + (f" --stop-after {stop_after}" if stop_after else ""),
         weights_sha256=sha256(weights_file(out)), weights_mb=round(size_mb, 2))
     (out / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
     save_samples_figure(bb, cfg, out / "samples.png")
@@ -131,7 +141,7 @@ def _add_to_curve(f: Path, point: dict) -> None:
     f.write_text(json.dumps([merged[k] for k in sorted(merged)]))
 
 
-def _from_checkpoint(path: Path, backbone: str):
+def _from_checkpoint(path: Path, backbone: str, residual_scale: float):
     """The backbone carrying the EMA weights saved in a training checkpoint."""
     from safetensors.torch import load_file
 
@@ -141,7 +151,7 @@ def _from_checkpoint(path: Path, backbone: str):
     state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}  # buffers as well as weights
     state.update({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     bb.model.load_state_dict(state)
-    bb.residual_scale = RESIDUAL_SCALE
+    bb.residual_scale = residual_scale
     return bb
 
 
@@ -159,14 +169,15 @@ def _logged_wall(log_file: Path) -> float | None:
     return sum(g * float(r["step_s"]) for g, r in zip(gaps, rows) if r["step_s"])
 
 
-def load_prior_model(folder: Path, backbone: str):
+def load_prior_model(folder: Path, backbone: str, residual_scale: float):
     from . import backbones as B
     bb = B.load(backbone, folder, with_vae=False)
-    bb.residual_scale = RESIDUAL_SCALE
+    bb.residual_scale = residual_scale
     return bb
 
 
-def steps_for_minutes(backbone: str, minutes: float, batch_size: int, lr: float, num_workers: int) -> int:
+def steps_for_minutes(backbone: str, minutes: float, batch_size: int, lr: float, num_workers: int,
+                      residual_scale: float | None = None) -> int:
     """How many steps fit in `minutes` here, from the speed of 20 timed steps after 5 warm-up steps."""
     from . import backbones as B
     from .config import FramerConfig, TrainConfig
@@ -176,7 +187,7 @@ def steps_for_minutes(backbone: str, minutes: float, batch_size: int, lr: float,
     cfg = TrainConfig(backbone=backbone, batch_size=batch_size)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     bb = B.build(backbone).to(device)
-    bb.residual_scale = RESIDUAL_SCALE
+    bb.residual_scale = cfg.residual_scale if residual_scale is None else residual_scale
     opt = torch.optim.AdamW(bb.model.parameters(), lr=lr)
     src, preset, g = builtin_source(), load_preset(cfg.degradation), torch.Generator().manual_seed(0)
     for i in range(25):

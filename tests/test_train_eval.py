@@ -242,10 +242,11 @@ def test_pretrain_stopped_early_exports_the_checkpoint_ema_and_says_so(tmp_path)
     from safetensors.torch import load_file
 
     from framer_nb.priors import pretrain, shipped_prior, weights_file
-    card = pretrain("tiny-unet", tmp_path / "priors" / "tiny-unet", steps=4, stop_after=2, batch_size=2,
+    card = pretrain("tiny-unet", tmp_path / "priors" / "tiny-unet", steps=4, stop_after=2, batch_size=2, residual_scale=3.0,
                     runs=tmp_path / "runs", eval_every=1, progress=False)
     assert (card["steps"], card["schedule_steps"]) == (2, 4)
     assert [p["step"] for p in card["heldout_curve"]] == [1, 2] and "--stop-after 2" in card["command"]
+    assert card["residual_scale"] == 3.0 and "--residual-scale 3" in card["command"]  # the scale it learned
     assert shipped_prior("tiny-unet", tmp_path / "priors")["weights_sha256"] == card["weights_sha256"]
     ckpt = load_file(str(next((tmp_path / "runs" / "prior").iterdir()) / "checkpoint.safetensors"))
     shipped = load_file(str(weights_file(tmp_path / "priors" / "tiny-unet")))
@@ -253,11 +254,23 @@ def test_pretrain_stopped_early_exports_the_checkpoint_ema_and_says_so(tmp_path)
     assert torch.equal(shipped[k], ckpt["ema." + k]) and not torch.equal(shipped[k], ckpt["model." + k])
 
 
-def test_priors_are_observed_on_their_own_residual_scale_and_fine_tuned_on_the_profiles(tmp_path):
+def test_priors_are_observed_on_their_own_residual_scale_and_fine_tuned_on_the_profiles(tmp_path, monkeypatch):
+    import json
+
     from framer_nb import observe as O
+    from framer_nb import priors as P
     from framer_nb.config import profile
-    from framer_nb.priors import RESIDUAL_SCALE
     p = profile("small")
-    assert p.train.residual_scale != RESIDUAL_SCALE  # else this test shows nothing
+    root = tmp_path / "priors"
+    for b in p.backbones:  # copies of the shipped priors whose cards say they learned a scale the SR stage does not use
+        (root / b).mkdir(parents=True)
+        for f in (P.PRIOR_ROOT / b).iterdir():
+            (root / b / f.name).write_bytes(f.read_bytes())
+        card = json.loads((root / b / "model_card.json").read_text())
+        (root / b / "model_card.json").write_text(json.dumps({**card, "residual_scale": 2.5}))
+    monkeypatch.setattr(P, "PRIOR_ROOT", root)
+    monkeypatch.setattr(T, "PRIOR_ROOT", root)
+    assert p.train.residual_scale != 2.5  # else this test shows nothing
     assert T.starting_point(p.train, tmp_path).residual_scale == p.train.residual_scale
-    assert {b.residual_scale for b in O.load_priors(p, tmp_path, progress=False).values()} == {RESIDUAL_SCALE}
+    assert {b.residual_scale for b in O.load_priors(p, tmp_path, progress=False).values()} == {2.5}
+    assert P.residual_scale_of({}) == P.LEGACY_RESIDUAL_SCALE == 1.0  # cards from before the scale was recorded

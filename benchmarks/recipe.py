@@ -17,12 +17,9 @@ import json
 import time
 from pathlib import Path
 
-from framer_nb.config import profile, with_overrides
+from framer_nb.config import profile, recipe, recorded_recipe, with_overrides
 from framer_nb.pipeline import parallel
 from framer_nb.provenance import provenance
-
-# the knobs that the probes vary; every row records their values, so rows stay comparable when the defaults change
-KNOBS = ("prior", "residual_scale", "lr_schedule", "time_bias", "lr", "sr_steps")
 
 # name -> overrides of the small profile's TrainConfig (the first is the current recipe)
 PROBES: dict[str, dict] = {
@@ -47,14 +44,14 @@ def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "
     run = train_sr(cfg, variant, runs, progress=False)
     bb, _ = load_trained(run, backbone)
     return {"backbone": backbone, "variant": variant, "probe": name, "overrides": overrides,
-            "recipe": {k: getattr(cfg, k) for k in KNOBS},
+            "recipe": recipe(cfg),  # every row records its knobs, so rows stay comparable when the defaults change
             "train_s": round(time.time() - t0, 1), "sr_steps": cfg.sr_steps, **validation_gain(bb, 10),
             "git_commit": provenance()["git_commit"]}
 
 
 def merged(old: list[dict], new: list[dict]) -> list[dict]:
     """`old` rows with the rows of `new` put in place of those with the same backbone, variant and recipe."""
-    key = lambda r: (r["backbone"], r["variant"], json.dumps(r["recipe"], sort_keys=True))  # noqa: E731
+    key = lambda r: (r["backbone"], r["variant"], json.dumps(recorded_recipe(r["recipe"]), sort_keys=True))  # noqa: E731
     fresh = {key(r): r for r in new}
     return [r for r in old if key(r) not in fresh] + new
 

@@ -223,6 +223,26 @@ def with_pipeline(p: Profile, path: str) -> Profile:
     return replace(p, train=train, backbones=(backbone,))
 
 
+# the knobs that benchmarks/recipe.py varies on the validation photos, and the residual scale of the prior they start from
+RECIPE_KNOBS = ("prior", "residual_scale", "lr_schedule", "time_bias", "lr", "sr_steps")
+
+
+def recipe(cfg: TrainConfig) -> dict:
+    """The SR recipe of a config, as benchmarks/recipe.py records it per probe: its knobs and `prior_scale`, the
+    residual scale the starting prior learned (the shipped prior's model card; None without a tiny prior)."""
+    from .priors import residual_scale_of, shipped_prior
+    scale = residual_scale_of(shipped_prior(cfg.backbone)) if cfg.prior == "shipped" and not cfg.pretrained else \
+        cfg.residual_scale if cfg.prior == "train" else None
+    return {**{k: getattr(cfg, k) for k in RECIPE_KNOBS}, "prior_scale": scale}
+
+
+def recorded_recipe(row_recipe: dict) -> dict:
+    """A recipe as recorded by a probe; rows from before `prior_scale` was recorded started from the scale-1 priors."""
+    from .priors import LEGACY_RESIDUAL_SCALE
+    legacy = LEGACY_RESIDUAL_SCALE if row_recipe.get("prior") == "shipped" else None
+    return {**row_recipe, "prior_scale": row_recipe.get("prior_scale", legacy)}
+
+
 def config_hash(*configs) -> str:
     """Short stable hash of dataclass configs, used to name cached runs."""
     payload = json.dumps([dataclasses.asdict(c) for c in configs], sort_keys=True)

@@ -58,12 +58,13 @@ def _recipe(path: Path | None) -> str:
     the profile's current recipe (today's `small` defaults) is the best row of its backbone and variant."""
     if path is None or not Path(path).exists():
         return ""
-    from .config import profile
+    from .config import profile, recipe, recorded_recipe
     rec = json.loads(Path(path).read_text())
     rows = pd.DataFrame(rec["results"])
-    knobs = pd.DataFrame(list(rows["recipe"]))
-    current = profile("small").train
-    rows["current"] = [all(getattr(current, k) == v for k, v in r.items()) for r in rows["recipe"]]
+    recipes = [recorded_recipe(r) for r in rows["recipe"]]
+    knobs = pd.DataFrame(recipes)
+    current = recipe(profile("small").train)
+    rows["current"] = [r == current for r in recipes]
     varying = [k for k in knobs.columns if knobs[k].nunique() > 1]
     df = pd.concat([rows[["backbone", "variant"]], knobs[varying],
                     rows[["gain_1step", "gain_10step", "train_s", "git_commit", "current"]]], axis=1).round(3)

@@ -59,17 +59,22 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
     from framer_nb.readme import BEGIN, END, results_section, update
     recipe = tmp_path / "recipe.json"
     from framer_nb.config import profile
-    current = {"lr": profile("small").train.lr, "lr_schedule": profile("small").train.lr_schedule}
+    from framer_nb.config import recipe as recipe_of
+    current = recipe_of(profile("small").train)  # with the residual scale of the shipped prior it starts from
     row = {"backbone": "tiny-unet", "variant": "baseline", "gain_10step": -0.5, "train_s": 1.0, "git_commit": "abc"}
     recipe.write_text(json.dumps({"results": [
         {**row, "recipe": current, "gain_1step": 0.2},
         {**row, "recipe": {**current, "lr": 1e-3 if current["lr"] != 1e-3 else 2e-3}, "gain_1step": 0.3},
-        {**row, "variant": "framer", "recipe": current, "gain_1step": 0.1}]}))
+        {**row, "variant": "framer", "recipe": current, "gain_1step": 0.1},
+        {**row, "variant": "framer", "recipe": {**current, "prior_scale": 9.0}, "gain_1step": 0.5}]}))
     text = results_section(figures, recipe)
     assert (figures / "table1_one_step.md").read_text().strip() in text
-    assert "(computed)" in text and "tiny-unet baseline: the current recipe has the best one-step gain on the " \
-        "validation photos: **no (best: lr 0.001)**" in text and "tiny-unet framer: the current recipe has " \
-        "the best one-step gain on the validation photos: **yes**" in text
+    best = f"lr 0.001, prior_scale {current['prior_scale']}"
+    assert "(computed)" in text
+    assert f"tiny-unet baseline: the current recipe has the best one-step gain on the validation photos: **no (best: " \
+        f"{best})**" in text
+    assert "tiny-unet framer: the current recipe has the best one-step gain on the validation photos: **no (best: " \
+        "lr 0.002, prior_scale 9.0)**" in text
     for name in re.findall(r"\]\(figures/([^)]+)\)", text):
         assert (figures / name).exists(), name
     readme = tmp_path / "README.md"

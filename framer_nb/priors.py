@@ -183,7 +183,7 @@ def steps_for_minutes(backbone: str, minutes: float, batch_size: int, lr: float,
     from .config import FramerConfig, TrainConfig
     from .degrade import load_preset
     from .step import training_loss
-    from .train import builtin_source, sr_pair
+    from .train import builtin_source, draw_pairs
     cfg = TrainConfig(backbone=backbone, batch_size=batch_size)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     bb = B.build(backbone).to(device)
@@ -194,8 +194,8 @@ def steps_for_minutes(backbone: str, minutes: float, batch_size: int, lr: float,
         if i == 5:
             _sync()
             t0 = time.time()
-        hr, _ = src.batch(batch_size, cfg.image_size, g, cfg.crop_scale)
-        hr_m, lr_m = (bb.to_model(x.to(device)) for x in sr_pair(hr, preset, cfg, g))
+        hr, lr, _ = draw_pairs(src, preset, cfg, batch_size, g)
+        hr_m, lr_m = bb.to_model(hr.to(device)), bb.to_model(lr.to(device))
         loss = training_loss(bb, bb.sr_target(hr_m, lr_m), None, FramerConfig(objective="none"), generator=g,
                              loss_space=cfg.loss_space).total
         opt.zero_grad()

@@ -274,3 +274,10 @@ def test_priors_are_observed_on_their_own_residual_scale_and_fine_tuned_on_the_p
     assert T.starting_point(p.train, tmp_path).residual_scale == p.train.residual_scale
     assert {b.residual_scale for b in O.load_priors(p, tmp_path, progress=False).values()} == {2.5}
     assert P.residual_scale_of({}) == P.LEGACY_RESIDUAL_SCALE == 1.0  # cards from before the scale was recorded
+
+
+def test_pretrain_minutes_are_sized_from_timed_steps_here():
+    # `pretrain --minutes`: the step count comes from the speed of 20 real training steps (batch 2 here: far
+    # more than the floor of 100 fit in 20 minutes)
+    from framer_nb.priors import steps_for_minutes
+    assert steps_for_minutes("tiny-unet", 20.0, batch_size=2, lr=1e-3, num_workers=0) > 100

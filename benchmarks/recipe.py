@@ -33,25 +33,31 @@ PROBES: dict[str, dict] = {
     "residual x4": {"residual_scale": 4.0},
     "residual x8": {"residual_scale": 8.0},
     "residual x4 + constant LR": {"residual_scale": 4.0, "lr_schedule": "constant"},
+    # FRAMER variants only: the students' shared output head (SD3 norm_out / proj_out) with its gradient stopped,
+    # as in the released setting where only the LR stream trains (a `framer` key overrides the FramerConfig)
+    "frozen lens head": {"framer": {"head_grad": False}},
 }
 
 
 def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "baseline") -> dict:
+    from framer_nb.config import variant as variant_config
     from framer_nb.evaluate import validation_gain
     from framer_nb.train import load_trained, train_sr
-    cfg = with_overrides(profile("small").train, backbone=backbone, seed=0, **overrides)
+    train_overrides = {k: v for k, v in overrides.items() if k != "framer"}
+    cfg = with_overrides(profile("small").train, backbone=backbone, seed=0, **train_overrides)
+    fcfg = dataclasses.replace(variant_config(variant), **overrides.get("framer", {}))
     t0 = time.time()
-    run = train_sr(cfg, variant, runs, progress=False)
+    run = train_sr(cfg, variant, runs, progress=False, framer=fcfg)
     bb, _ = load_trained(run, backbone)
     return {"backbone": backbone, "variant": variant, "probe": name, "overrides": overrides,
-            "recipe": recipe(cfg),  # every row records its knobs, so rows stay comparable when the defaults change
+            "recipe": recipe(cfg, fcfg),  # every row records its knobs, so rows stay comparable as defaults change
             "train_s": round(time.time() - t0, 1), "sr_steps": cfg.sr_steps, **validation_gain(bb, 10),
             "git_commit": provenance()["git_commit"]}
 
 
 def merged(old: list[dict], new: list[dict]) -> list[dict]:
     """`old` rows with the rows of `new` put in place of those with the same backbone, variant and recipe."""
-    key = lambda r: (r["backbone"], r["variant"], json.dumps(recorded_recipe(r["recipe"]), sort_keys=True))  # noqa: E731
+    key = lambda r: (r["backbone"], r["variant"], json.dumps(recorded_recipe(r["recipe"], r["variant"]), sort_keys=True))  # noqa: E731
     fresh = {key(r): r for r in new}
     return [r for r in old if key(r) not in fresh] + new
 

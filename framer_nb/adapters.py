@@ -33,7 +33,7 @@ class Adapter:
     input_conv: str  # attribute path of the first convolution (noisy sample + LR channels)
     students_drop_last: bool  # the last layer's lens is the output itself (SD3): not a student
     needs_heads: bool  # the lens needs training-only 1x1 heads (U-Net)
-    hooks: Callable  # (model, heads) -> (record fns, modules, project), see taps.tap
+    hooks: Callable  # (model, heads, head_grad) -> (record fns, modules, project), see taps.tap
     null_context: Callable[[nn.Module], dict]  # zero conditioning [1, ...] per model input
     context_from_prompts: Callable[[str, list[str], str], dict]  # (pipeline folder, prompts, device) -> [N, ...]
     objective_from_scheduler: Callable[[dict], Objective]

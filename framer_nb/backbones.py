@@ -145,9 +145,9 @@ class Backbone:
             return None
         return UNetHeads(unet_block_channels(self.model), self.out_channels)
 
-    def lens(self, heads: nn.Module | None = None) -> AbstractContextManager:
+    def lens(self, heads: nn.Module | None = None, head_grad: bool = True) -> AbstractContextManager:
         """Hooks that record every layer during a forward pass (see taps.tap)."""
-        return tap(self.model, self.adapter.hooks, heads)
+        return tap(self.model, self.adapter.hooks, heads, head_grad)
 
     def students(self, per_layer: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
         """Per-layer predictions [L, B, C, H, W] -> student clean-signal estimates.

@@ -25,6 +25,10 @@ class FramerConfig:
     faw: bool = True  # frequency-based adaptive weight
     fam: bool = True  # frequency-based alignment modulation
     weight: float = 0.1  # lambda: loss = objective + weight * distill
+    # the FRAMER term trains the output head that the students share with the model's output (SD3: norm_out,
+    # proj_out). False: that head is seen with its gradient stopped, as when only the LR stream trains (the
+    # released setting, docs/method.md section 4). U-Net lens heads are the lens's own and always train.
+    head_grad: bool = True
 
     def __post_init__(self) -> None:
         _check_choice(self, "objective", self.objective, ("contrastive", "l2", "none"))
@@ -227,20 +231,26 @@ def with_pipeline(p: Profile, path: str) -> Profile:
 RECIPE_KNOBS = ("prior", "residual_scale", "lr_schedule", "time_bias", "lr", "sr_steps")
 
 
-def recipe(cfg: TrainConfig) -> dict:
-    """The SR recipe of a config, as benchmarks/recipe.py records it per probe: its knobs and `prior_scale`, the
-    residual scale the starting prior learned (the shipped prior's model card; None without a tiny prior)."""
+def recipe(cfg: TrainConfig, fcfg: FramerConfig | None = None) -> dict:
+    """The SR recipe of a config, as benchmarks/recipe.py records it per probe: its knobs, `prior_scale` (the
+    residual scale the starting prior learned: the shipped prior's model card; None without a tiny prior) and
+    `head_grad` (FramerConfig.head_grad; None for the baseline, which has no FRAMER term)."""
     from .priors import residual_scale_of, shipped_prior
+    fcfg = fcfg or FramerConfig()
     scale = residual_scale_of(shipped_prior(cfg.backbone)) if cfg.prior == "shipped" and not cfg.pretrained else \
         cfg.residual_scale if cfg.prior == "train" else None
-    return {**{k: getattr(cfg, k) for k in RECIPE_KNOBS}, "prior_scale": scale}
+    return {**{k: getattr(cfg, k) for k in RECIPE_KNOBS}, "prior_scale": scale,
+            "head_grad": None if fcfg.objective == "none" else fcfg.head_grad}
 
 
-def recorded_recipe(row_recipe: dict) -> dict:
-    """A recipe as recorded by a probe; rows from before `prior_scale` was recorded started from the scale-1 priors."""
+def recorded_recipe(row_recipe: dict, variant_name: str) -> dict:
+    """A recipe as recorded by a probe of a variant. Rows from before a knob was recorded ran at what was then
+    fixed: the scale-1 priors, and a FRAMER term that trained the shared head."""
     from .priors import LEGACY_RESIDUAL_SCALE
     legacy = LEGACY_RESIDUAL_SCALE if row_recipe.get("prior") == "shipped" else None
-    return {**row_recipe, "prior_scale": row_recipe.get("prior_scale", legacy)}
+    head_grad = None if variant(variant_name).objective == "none" else True
+    return {**row_recipe, "prior_scale": row_recipe.get("prior_scale", legacy),
+            "head_grad": row_recipe.get("head_grad", head_grad)}
 
 
 def config_hash(*configs) -> str:

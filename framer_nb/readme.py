@@ -58,21 +58,27 @@ def _recipe(path: Path | None) -> str:
     the profile's current recipe (today's `small` defaults) is the best row of its backbone and variant."""
     if path is None or not Path(path).exists():
         return ""
-    from .config import profile, recipe, recorded_recipe
+    from .config import profile, recipe, recorded_recipe, variant
     rec = json.loads(Path(path).read_text())
     rows = pd.DataFrame(rec["results"])
-    recipes = [recorded_recipe(r) for r in rows["recipe"]]
+    recipes = [recorded_recipe(r, v) for r, v in zip(rows["recipe"], rows["variant"])]
     knobs = pd.DataFrame(recipes)
-    current = recipe(profile("small").train)
-    rows["current"] = [r == current for r in recipes]
+    train = profile("small").train
+    rows["current"] = [r == recipe(train, variant(v)) for r, v in zip(recipes, rows["variant"])]
     varying = [k for k in knobs.columns if knobs[k].nunique() > 1]
     df = pd.concat([rows[["backbone", "variant"]], knobs[varying],
                     rows[["gain_1step", "gain_10step", "train_s", "git_commit", "current"]]], axis=1).round(3)
     lines = []
     for (b, v), g in df.groupby(["backbone", "variant"], sort=False):
         best = g.loc[g["gain_1step"].idxmax()]
-        verdict = "not probed" if not g["current"].any() else \
-            "yes" if best["current"] else "no (best: " + ", ".join(f"{k} {best[k]}" for k in varying) + ")"
+        if not g["current"].any():
+            verdict = "not probed"
+        elif best["current"]:
+            verdict = "yes"
+        else:  # name the knobs where the best row departs from the current recipe
+            now = recipes[g.index[g["current"]][0]]
+            diff = [k for k in varying if recipes[best.name][k] != now[k]]
+            verdict = "no (best: " + ", ".join(f"{k} {recipes[best.name][k]}" for k in diff) + ")"
         lines.append(f"- {b} {v}: the current recipe has the best one-step gain on the validation photos: "
                      f"**{verdict}**")
     return ("**Recipe probes** (`benchmarks/recipe.py`, seed 0, PSNR gain over bicubic in dB on the validation "

@@ -46,7 +46,7 @@ def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig
         pred = bb.predict(x_t, t, lr, context)
         objective = objective_loss(bb, pred, x0, noise, t, loss_space)
         return StepLoss(objective, objective.detach(), None)
-    with bb.lens(heads) as tp:
+    with bb.lens(heads, cfg.head_grad) as tp:
         pred = bb.predict(x_t, t, lr, context)
         students = bb.students(tp.predictions(), x_t, t)
     objective = objective_loss(bb, pred, x0, noise, t, loss_space)

@@ -6,7 +6,9 @@ prediction space (v, epsilon or x0); `diffusion.to_x0` turns them into clean-sig
 record: outputs are unchanged.
 
 - SD3Transformer2DModel: each block's image tokens go through the model's own norm_out (conditioned
-  on the captured time embedding), proj_out and unpatchify, as the released FRAMER-D code does.
+  on the captured time embedding), proj_out and unpatchify, as the released FRAMER-D code does. With
+  `head_grad=False` that shared head is used with its gradient stopped, so a loss on the maps trains the blocks
+  but never the head that also makes the model's output.
 - UNet2DConditionModel: each down block, the mid block and each up block go through a 1x1 conv and a
   bilinear resize (`UNetHeads`); trainable during training only, or fitted in closed form.
 """
@@ -71,11 +73,12 @@ def num_layers(model: nn.Module) -> int:
 
 
 @contextmanager
-def tap(model: nn.Module, hooks: Callable, heads: UNetHeads | None = None) -> Iterator[Tap]:
+def tap(model: nn.Module, hooks: Callable, heads: UNetHeads | None = None, head_grad: bool = True) -> Iterator[Tap]:
     """Record per-layer features of `model` while inside the context (hooks removed on exit).
 
-    `hooks` is the family's (model, heads) -> (record functions, modules, projection), e.g. `sd3_hooks`."""
-    record, modules, project = hooks(model, heads)
+    `hooks` is the family's (model, heads, head_grad) -> (record functions, modules, projection), e.g.
+    `sd3_hooks`; `head_grad=False` stops the gradient into a head the model shares with its output."""
+    record, modules, project = hooks(model, heads, head_grad)
     t = Tap(project)
     handles = [model.register_forward_pre_hook(lambda m, args, kwargs: _start(t, args, kwargs), with_kwargs=True)]
     handles += [mod.register_forward_hook(lambda m, i, o, fn=fn: fn(t, o)) for mod, fn in zip(modules, record)]
@@ -93,8 +96,9 @@ def _start(t: Tap, args: tuple, kwargs: dict) -> None:
     t.size = tuple(sample.shape[-2:])
 
 
-def sd3_hooks(model: SD3Transformer2DModel, heads: UNetHeads | None = None):
-    """Time embedding and each transformer block's image tokens; projected by the model's own output head."""
+def sd3_hooks(model: SD3Transformer2DModel, heads: UNetHeads | None = None, head_grad: bool = True):
+    """Time embedding and each transformer block's image tokens; projected by the model's own output head
+    (trained through the maps, or with its gradient stopped: `head_grad`)."""
     def on_temb(t: Tap, out: Tensor) -> None:
         t.temb = out
 
@@ -102,33 +106,46 @@ def sd3_hooks(model: SD3Transformer2DModel, heads: UNetHeads | None = None):
         t.features.append(out[1])  # (context tokens, image tokens)
 
     modules = [model.time_text_embed, *model.transformer_blocks]
-    return [on_temb] + [on_block] * len(model.transformer_blocks), modules, lambda t: _sd3_project(model, t)
+    return ([on_temb] + [on_block] * len(model.transformer_blocks), modules,
+            lambda t: _sd3_project(model, t, head_grad))
 
 
-def _sd3_project(model: SD3Transformer2DModel, t: Tap) -> Tensor:
+def _frozen(module: nn.Module) -> Callable:
+    """`module` as a function of its input with its parameters detached (the input keeps its gradient)."""
+    def call(*args):
+        params = {k: v.detach() for k, v in module.named_parameters()}
+        return torch.func.functional_call(module, params, args)
+    return call
+
+
+def _sd3_project(model: SD3Transformer2DModel, t: Tap, head_grad: bool = True) -> Tensor:
     """Each block's image tokens -> norm_out(., temb) -> proj_out -> unpatchify: [L, B, C, H, W].
 
     One layer at a time, recomputed in the backward pass (checkpointed): the normalised [B, N, D] tokens of
     every layer are never all held, so the lens adds little memory beyond its small outputs."""
     p, c = model.config.patch_size, model.out_channels
     H, W = t.size
+    norm_out, proj_out = (model.norm_out, model.proj_out) if head_grad else (_frozen(model.norm_out),
+                                                                             _frozen(model.proj_out))
+    temb_in = t.temb if head_grad else t.temb.detach()
 
     def head(tokens: Tensor, temb: Tensor) -> Tensor:
-        return model.proj_out(model.norm_out(tokens, temb))
+        return proj_out(norm_out(tokens, temb))
 
     maps = []
     for tokens in t.features:
         if torch.is_grad_enabled() and tokens.requires_grad:
-            h = torch.utils.checkpoint.checkpoint(head, tokens, t.temb, use_reentrant=False, preserve_rng_state=False)
+            h = torch.utils.checkpoint.checkpoint(head, tokens, temb_in, use_reentrant=False, preserve_rng_state=False)
         else:
-            h = head(tokens, t.temb)
+            h = head(tokens, temb_in)
         h = h.reshape(h.shape[0], H // p, W // p, p, p, c)
         maps.append(torch.einsum("nhwpqc->nchpwq", h).reshape(h.shape[0], c, H, W))
     return torch.stack(maps)
 
 
-def unet_hooks(model: UNet2DConditionModel, heads: UNetHeads | None):
-    """Each down block, the mid block and each up block, projected by 1x1 heads (trained or fitted)."""
+def unet_hooks(model: UNet2DConditionModel, heads: UNetHeads | None, head_grad: bool = True):
+    """Each down block, the mid block and each up block, projected by 1x1 heads (trained or fitted). The heads
+    are the lens's own, not the model's output head, so `head_grad` does not apply."""
     if heads is None:
         raise ValueError("a U-Net lens needs UNetHeads (trainable or fitted with `fit_unet_heads`)")
 

@@ -206,16 +206,18 @@ def prior_identity(cfg: TrainConfig, runs: str | Path) -> dict:
     return {"kind": "none"}
 
 
-def sr_run(cfg: TrainConfig, variant_name: str, runs: str | Path, source: DataSource | None = None) -> Run:
-    """The run folder of one SR run: keyed by config, variant, objective, data source and prior."""
+def sr_run(cfg: TrainConfig, variant_name: str, runs: str | Path, source: DataSource | None = None,
+           framer: FramerConfig | None = None) -> Run:
+    """The run folder of one SR run: keyed by config, FRAMER config, objective, data source and prior."""
     source = source or builtin_source()
-    return Run.sr(runs, cfg.backbone, variant_name, cfg.seed, *_sr_key(cfg, variant_name, runs, source))
+    return Run.sr(runs, cfg.backbone, variant_name, cfg.seed,
+                  *_sr_key(cfg, framer or variant(variant_name), runs, source))
 
 
-def _sr_key(cfg: TrainConfig, variant_name: str, runs, source: DataSource) -> tuple:
+def _sr_key(cfg: TrainConfig, fcfg: FramerConfig, runs, source: DataSource) -> tuple:
     prior = prior_identity(cfg, runs)
     prior.pop("path", None) if prior["kind"] in ("shipped", "trained") else None  # runs may move; the hash stays
-    return cfg.key(), variant(variant_name), B.spec(cfg.backbone).objective, source.fingerprint, prior
+    return cfg.key(), fcfg, B.spec(cfg.backbone).objective, source.fingerprint, prior
 
 
 def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = True, callback=None,
@@ -276,11 +278,13 @@ def load_trained(run: str | Path | Run, backbone: str) -> tuple[B.Backbone, torc
 
 
 def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", resume: bool = True,
-             stop_after: int | None = None, progress: bool = True, source: DataSource | None = None) -> Run:
-    """Fine-tune the starting point for x`scale` SR with one named variant; returns the run."""
-    fcfg = variant(variant_name)
+             stop_after: int | None = None, progress: bool = True, source: DataSource | None = None,
+             framer: FramerConfig | None = None) -> Run:
+    """Fine-tune the starting point for x`scale` SR with one named variant (or the FRAMER config `framer`, named
+    `variant_name`: benchmarks/recipe.py probes); returns the run."""
+    fcfg = framer or variant(variant_name)
     source = source or builtin_source()
-    run = sr_run(cfg, variant_name, runs, source)
+    run = sr_run(cfg, variant_name, runs, source, fcfg)
     if run.done:
         return run
     bb = starting_point(cfg, runs, progress)
@@ -306,7 +310,7 @@ def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", res
          record={"stage": "sr", "variant": variant_name, "framer": dataclasses.asdict(fcfg),
                  "prior": prior_identity(cfg, runs), "data": source.description,
                  "data_fingerprint": source.fingerprint,
-                 "key_parts": json.loads(json.dumps(_sr_key(cfg, variant_name, runs, source), default=_plain))})
+                 "key_parts": json.loads(json.dumps(_sr_key(cfg, fcfg, runs, source), default=_plain))})
     return run
 
 

@@ -105,6 +105,29 @@ def test_gradient_reaches_model_only_through_students():
     assert grads[0].abs().sum() > 0 and torch.equal(grads[0], grads[1])
 
 
+def test_frozen_head_lens_gives_the_same_maps_and_trains_only_the_blocks():
+    # head_grad=False: the students' maps are unchanged, but a loss on them no longer moves the output head
+    # (norm_out, proj_out) that the model's own prediction uses; the blocks still learn from it
+    bb = B.build("tiny-dit", **SMALL_DIT)
+    x, t, _ = _inputs(bb)
+    head = [p for n, p in bb.model.named_parameters() if n.startswith(("norm_out.", "proj_out."))]
+    maps, grads = [], []
+    for head_grad in (True, False):
+        bb.model.zero_grad()
+        with bb.lens(head_grad=head_grad) as tp:
+            bb.predict(x, t)
+            per_layer = tp.predictions()
+        per_layer[:-1].pow(2).mean().backward()
+        maps.append(per_layer.detach())
+        grads.append(([p.grad is not None and p.grad.abs().sum() > 0 for p in head],
+                      bb.model.transformer_blocks[0].attn.to_q.weight.grad.abs().sum()))
+    assert torch.equal(maps[0], maps[1])
+    assert all(grads[0][0]) and not any(grads[1][0])
+    assert grads[0][1] > 0 and grads[1][1] > 0
+    assert training_loss(bb, x, None, FramerConfig(head_grad=False), generator=torch.Generator().manual_seed(0)
+                         ).framer.distill.isfinite()
+
+
 @pytest.mark.parametrize("name", ["tiny-dit", "tiny-unet"])
 def test_grown_lr_channels_keep_prior_behaviour(name):
     bb = B.build(name, **(SMALL_DIT if name == "tiny-dit" else {}))

@@ -120,9 +120,13 @@ class TrainConfig:
     cache_pairs: int = 0  # > 0: train on this many fixed pairs encoded once into runs/latents/ (framer_nb.cache)
 
     def key(self) -> dict:
-        """The fields that change what is trained (logging, checkpoint and loader settings do not)."""
+        """The fields that change what is trained (logging, checkpoint and loader settings do not). A field added
+        later is left out while it holds the value that was implicit before it existed, so earlier runs keep
+        their folders."""
         skip = ("log_every", "diag_every", "ckpt_every", "num_workers")
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        added = {"cache_pairs": 0}
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in skip and not (k in added and v == added[k])}
 
     def __post_init__(self) -> None:
         _check_choice(self, "lr_schedule", self.lr_schedule, LR_SCHEDULES)

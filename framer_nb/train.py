@@ -217,7 +217,17 @@ def sr_run(cfg: TrainConfig, variant_name: str, runs: str | Path, source: DataSo
 def _sr_key(cfg: TrainConfig, fcfg: FramerConfig, runs, source: DataSource) -> tuple:
     prior = prior_identity(cfg, runs)
     prior.pop("path", None) if prior["kind"] in ("shipped", "trained") else None  # runs may move; the hash stays
-    return cfg.key(), fcfg, B.spec(cfg.backbone).objective, source.fingerprint, prior
+    return cfg.key(), framer_key(fcfg, cfg.backbone), B.spec(cfg.backbone).objective, source.fingerprint, prior
+
+
+def framer_key(fcfg: FramerConfig, backbone: str) -> dict:
+    """The FRAMER fields that change what is trained on `backbone`. `head_grad` counts only where the lens shares
+    the model's output head (not U-Net heads, not the baseline), and only when off: runs keyed before it existed
+    trained the head, and keep their folders."""
+    key = dataclasses.asdict(fcfg)
+    if fcfg.head_grad or fcfg.objective == "none" or B.spec(backbone).adapter.needs_heads:
+        key.pop("head_grad")
+    return key
 
 
 def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = True, callback=None,

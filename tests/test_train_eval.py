@@ -281,3 +281,20 @@ def test_pretrain_minutes_are_sized_from_timed_steps_here():
     # more than the floor of 100 fit in 20 minutes)
     from framer_nb.priors import steps_for_minutes
     assert steps_for_minutes("tiny-unet", 20.0, batch_size=2, lr=1e-3, num_workers=0) > 100
+
+
+def test_head_grad_enters_a_run_key_only_where_it_changes_what_is_trained(tmp_path):
+    # the switch exists for the SD3 lens (its head is the model's output head); U-Net lens heads and the baseline
+    # are unaffected, and runs keyed before the switch existed (the head trained) keep their folders
+    import dataclasses
+
+    from framer_nb.config import FramerConfig
+    frozen = FramerConfig(head_grad=False)
+    cfg = TrainConfig(image_size=16, prior="none")
+    for backbone, changes in (("tiny-dit", True), ("tiny-unet", False)):
+        c = dataclasses.replace(cfg, backbone=backbone)
+        assert (T.sr_run(c, "framer", tmp_path, framer=frozen) != T.sr_run(c, "framer", tmp_path)) == changes
+    legacy = {k: v for k, v in dataclasses.asdict(FramerConfig()).items() if k != "head_grad"}
+    assert T.framer_key(FramerConfig(), "tiny-dit") == legacy
+    assert "head_grad" not in T.framer_key(FramerConfig(objective="none", head_grad=False), "tiny-dit")
+    assert "cache_pairs" not in TrainConfig().key() and TrainConfig(cache_pairs=4).key()["cache_pairs"] == 4

@@ -33,9 +33,11 @@ PROBES: dict[str, dict] = {
     "residual x4": {"residual_scale": 4.0},
     "residual x8": {"residual_scale": 8.0},
     "residual x4 + constant LR": {"residual_scale": 4.0, "lr_schedule": "constant"},
-    # FRAMER variants only: the students' shared output head (SD3 norm_out / proj_out) with its gradient stopped,
-    # as in the released setting where only the LR stream trains (a `framer` key overrides the FramerConfig)
+    # FRAMER variants only (a `framer` key overrides the FramerConfig): the students' shared output head (SD3
+    # norm_out / proj_out) with its gradient stopped, as in the released setting where only the LR stream trains
+    # (the default since these probes), or trained by the FRAMER term
     "frozen lens head": {"framer": {"head_grad": False}},
+    "trained lens head": {"framer": {"head_grad": True}},
 }
 
 

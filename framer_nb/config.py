@@ -25,10 +25,11 @@ class FramerConfig:
     faw: bool = True  # frequency-based adaptive weight
     fam: bool = True  # frequency-based alignment modulation
     weight: float = 0.1  # lambda: loss = objective + weight * distill
-    # the FRAMER term trains the output head that the students share with the model's output (SD3: norm_out,
-    # proj_out). False: that head is seen with its gradient stopped, as when only the LR stream trains (the
-    # released setting, docs/method.md section 4). U-Net lens heads are the lens's own and always train.
-    head_grad: bool = True
+    # True: the FRAMER term also trains the output head that the students share with the model's output (SD3:
+    # norm_out, proj_out). False (chosen on the validation photos, docs/method.md section 5): that head is seen
+    # with its gradient stopped, as in the released setting where only the LR stream trains. U-Net lens heads
+    # are the lens's own and always train.
+    head_grad: bool = False
 
     def __post_init__(self) -> None:
         _check_choice(self, "objective", self.objective, ("contrastive", "l2", "none"))

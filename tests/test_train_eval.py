@@ -289,12 +289,12 @@ def test_head_grad_enters_a_run_key_only_where_it_changes_what_is_trained(tmp_pa
     import dataclasses
 
     from framer_nb.config import FramerConfig
-    frozen = FramerConfig(head_grad=False)
+    trained = FramerConfig(head_grad=True)
     cfg = TrainConfig(image_size=16, prior="none")
     for backbone, changes in (("tiny-dit", True), ("tiny-unet", False)):
         c = dataclasses.replace(cfg, backbone=backbone)
-        assert (T.sr_run(c, "framer", tmp_path, framer=frozen) != T.sr_run(c, "framer", tmp_path)) == changes
-    legacy = {k: v for k, v in dataclasses.asdict(FramerConfig()).items() if k != "head_grad"}
-    assert T.framer_key(FramerConfig(), "tiny-dit") == legacy
+        assert (T.sr_run(c, "framer", tmp_path, framer=trained) != T.sr_run(c, "framer", tmp_path)) == changes
+    legacy = {k: v for k, v in dataclasses.asdict(trained).items() if k != "head_grad"}
+    assert T.framer_key(FramerConfig(head_grad=True), "tiny-dit") == legacy
     assert "head_grad" not in T.framer_key(FramerConfig(objective="none", head_grad=False), "tiny-dit")
     assert "cache_pairs" not in TrainConfig().key() and TrainConfig(cache_pairs=4).key()["cache_pairs"] == 4

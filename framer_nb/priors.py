@@ -238,8 +238,10 @@ def save_samples_figure(bb, cfg, path: Path, n: int = 8, steps: int = 20) -> Pat
     hr_px, lr_px = sr_pair(hr, load_preset(cfg.degradation), cfg, g)
     real = hr_px - lr_px
     shape = bb.to_model(real).shape
-    z = D.sample(bb.objective, lambda x, t: bb.predict(x, t), shape, steps, torch.Generator().manual_seed(1), clip=2.0)
-    fake = bb.to_pixels(z)
+    s = bb.residual_scale or 1.0  # the prior's x0 is s * (HR - bicubic(LR)), within +-2 s
+    z = D.sample(bb.objective, lambda x, t: bb.predict(x, t), shape, steps, torch.Generator().manual_seed(1),
+                 clip=2.0 * s)
+    fake = bb.to_pixels(z) / s  # shown on the real residuals' scale
     fig, axes = plt.subplots(2, n, figsize=(1.4 * n, 3.2))
     scale = float(real.abs().quantile(0.99))
     for row, imgs, title in ((0, real, "real residuals (validation photos)"), (1, fake, "prior samples")):

@@ -59,7 +59,9 @@ def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "
 
 def merged(old: list[dict], new: list[dict]) -> list[dict]:
     """`old` rows with the rows of `new` put in place of those with the same backbone, variant and recipe."""
-    key = lambda r: (r["backbone"], r["variant"], json.dumps(recorded_recipe(r["recipe"], r["variant"]), sort_keys=True))  # noqa: E731
+    def key(r: dict) -> tuple:
+        return r["backbone"], r["variant"], json.dumps(recorded_recipe(r["recipe"], r["variant"], r["backbone"]),
+                                                       sort_keys=True)
     fresh = {key(r): r for r in new}
     return [r for r in old if key(r) not in fresh] + new
 

@@ -245,17 +245,24 @@ def recipe(cfg: TrainConfig, fcfg: FramerConfig | None = None) -> dict:
     scale = residual_scale_of(shipped_prior(cfg.backbone)) if cfg.prior == "shipped" and not cfg.pretrained else \
         cfg.residual_scale if cfg.prior == "train" else None
     return {**{k: getattr(cfg, k) for k in RECIPE_KNOBS}, "prior_scale": scale,
-            "head_grad": None if fcfg.objective == "none" else fcfg.head_grad}
+            "head_grad": fcfg.head_grad if _has_shared_head(fcfg, cfg.backbone) else None}
 
 
-def recorded_recipe(row_recipe: dict, variant_name: str) -> dict:
+def _has_shared_head(fcfg: FramerConfig, backbone: str) -> bool:
+    """Whether FramerConfig.head_grad changes training: a FRAMER term read through the model's own output head."""
+    from .backbones import spec
+    return fcfg.objective != "none" and not spec(backbone).adapter.needs_heads
+
+
+def recorded_recipe(row_recipe: dict, variant_name: str, backbone: str) -> dict:
     """A recipe as recorded by a probe of a variant. Rows from before a knob was recorded ran at what was then
-    fixed: the scale-1 priors, and a FRAMER term that trained the shared head."""
+    fixed: the scale-1 priors, and a FRAMER term that trained the shared head (`head_grad` is None where it does
+    not apply)."""
     from .priors import LEGACY_RESIDUAL_SCALE
     legacy = LEGACY_RESIDUAL_SCALE if row_recipe.get("prior") == "shipped" else None
-    head_grad = None if variant(variant_name).objective == "none" else True
+    applies = _has_shared_head(variant(variant_name), backbone)
     return {**row_recipe, "prior_scale": row_recipe.get("prior_scale", legacy),
-            "head_grad": row_recipe.get("head_grad", head_grad)}
+            "head_grad": row_recipe.get("head_grad", True) if applies else None}
 
 
 def config_hash(*configs) -> str:

@@ -58,13 +58,15 @@ def _recipe(path: Path | None) -> str:
     the profile's current recipe (today's `small` defaults) is the best row of its backbone and variant."""
     if path is None or not Path(path).exists():
         return ""
-    from .config import profile, recipe, recorded_recipe, variant
+    from .config import profile, recipe, recorded_recipe, variant, with_overrides
     rec = json.loads(Path(path).read_text())
     rows = pd.DataFrame(rec["results"])
-    recipes = [recorded_recipe(r, v) for r, v in zip(rows["recipe"], rows["variant"])]
-    knobs = pd.DataFrame(recipes)
+    recipes = [recorded_recipe(r, v, b) for r, v, b in zip(rows["recipe"], rows["variant"], rows["backbone"])]
+    knobs = pd.DataFrame(recipes).astype(object)
+    knobs = knobs.where(knobs.notna(), "–")  # a knob that does not apply (no prior, no shared head)
     train = profile("small").train
-    rows["current"] = [r == recipe(train, variant(v)) for r, v in zip(recipes, rows["variant"])]
+    rows["current"] = [r == recipe(with_overrides(train, backbone=b), variant(v))
+                       for r, v, b in zip(recipes, rows["variant"], rows["backbone"])]
     varying = [k for k in knobs.columns if knobs[k].nunique() > 1]
     df = pd.concat([rows[["backbone", "variant"]], knobs[varying],
                     rows[["gain_1step", "gain_10step", "train_s", "git_commit", "current"]]], axis=1).round(3)

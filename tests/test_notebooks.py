@@ -58,23 +58,25 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
     # the README's generated results section, from these figures and a recipe file whose adopted probe loses
     from framer_nb.readme import BEGIN, END, results_section, update
     recipe = tmp_path / "recipe.json"
-    from framer_nb.config import profile, variant
+    from framer_nb.config import profile, variant, with_overrides
     from framer_nb.config import recipe as recipe_of
     train = profile("small").train  # each recipe with the residual scale of the shipped prior it starts from
-    base, fr = recipe_of(train, variant("baseline")), recipe_of(train, variant("framer"))
+    dit = with_overrides(train, backbone="tiny-dit")  # FRAMER's head_grad applies to the DiT's shared head
+    base, fr = recipe_of(train, variant("baseline")), recipe_of(dit, variant("framer"))
     row = {"backbone": "tiny-unet", "variant": "baseline", "gain_10step": -0.5, "train_s": 1.0, "git_commit": "abc"}
     other_lr = 1e-3 if base["lr"] != 1e-3 else 2e-3
     recipe.write_text(json.dumps({"results": [
         {**row, "recipe": base, "gain_1step": 0.2},
         {**row, "recipe": {**base, "lr": other_lr}, "gain_1step": 0.3},
-        {**row, "variant": "framer", "recipe": fr, "gain_1step": 0.1},
-        {**row, "variant": "framer", "recipe": {**fr, "head_grad": not fr["head_grad"]}, "gain_1step": 0.5}]}))
+        {**row, "backbone": "tiny-dit", "variant": "framer", "recipe": fr, "gain_1step": 0.1},
+        {**row, "backbone": "tiny-dit", "variant": "framer", "recipe": {**fr, "head_grad": not fr["head_grad"]},
+         "gain_1step": 0.5}]}))
     text = results_section(figures, recipe)
     assert (figures / "table1_one_step.md").read_text().strip() in text
     assert "(computed)" in text
     assert f"tiny-unet baseline: the current recipe has the best one-step gain on the validation photos: **no (best: " \
         f"lr {other_lr})**" in text
-    assert "tiny-unet framer: the current recipe has the best one-step gain on the validation photos: **no (best: " \
+    assert "tiny-dit framer: the current recipe has the best one-step gain on the validation photos: **no (best: " \
         f"head_grad {not fr['head_grad']})**" in text
     for name in re.findall(r"\]\(figures/([^)]+)\)", text):
         assert (figures / name).exists(), name

@@ -48,6 +48,7 @@ def main() -> None:
         layer = [timed(lambda i=i: (ex.set(layer=i), render(ex))) for i in range(ex.state["n_layers"])]
         tstep = [timed(lambda t=t: (ex.set(t=t), render(ex))) for t in (100, 200, 400, 500, 600, 800)]
         out[backbone] = {"layer_move_s_median": round(statistics.median(layer), 4),
+                         "layer_move_s_max": round(max(layer), 4),
                          "timestep_move_s_median": round(statistics.median(tstep), 4),
                          "timestep_move_s_max": round(max(tstep), 4)}
         print(backbone, out[backbone])

@@ -245,11 +245,12 @@ def recipe(cfg: TrainConfig, fcfg: FramerConfig | None = None) -> dict:
     scale = residual_scale_of(shipped_prior(cfg.backbone)) if cfg.prior == "shipped" and not cfg.pretrained else \
         cfg.residual_scale if cfg.prior == "train" else None
     return {**{k: getattr(cfg, k) for k in RECIPE_KNOBS}, "prior_scale": scale,
-            "head_grad": fcfg.head_grad if _has_shared_head(fcfg, cfg.backbone) else None}
+            "head_grad": fcfg.head_grad if head_grad_applies(fcfg, cfg.backbone) else None}
 
 
-def _has_shared_head(fcfg: FramerConfig, backbone: str) -> bool:
-    """Whether FramerConfig.head_grad changes training: a FRAMER term read through the model's own output head."""
+def head_grad_applies(fcfg: FramerConfig, backbone: str) -> bool:
+    """Whether FramerConfig.head_grad changes training: a FRAMER term read through the model's own output head
+    (not the baseline, not U-Net lens heads)."""
     from .backbones import spec
     return fcfg.objective != "none" and not spec(backbone).adapter.needs_heads
 
@@ -260,7 +261,7 @@ def recorded_recipe(row_recipe: dict, variant_name: str, backbone: str) -> dict:
     not apply)."""
     from .priors import LEGACY_RESIDUAL_SCALE
     legacy = LEGACY_RESIDUAL_SCALE if row_recipe.get("prior") == "shipped" else None
-    applies = _has_shared_head(variant(variant_name), backbone)
+    applies = head_grad_applies(variant(variant_name), backbone)
     return {**row_recipe, "prior_scale": row_recipe.get("prior_scale", legacy),
             "head_grad": row_recipe.get("head_grad", True) if applies else None}
 

@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import backbones as B
-from .config import LR_SCHEDULES, FramerConfig, TrainConfig, variant
+from .config import LR_SCHEDULES, FramerConfig, TrainConfig, head_grad_applies, variant
 from .data import Pyramid, fingerprint, photos
 from .degrade import bicubic_up, degrade, load_preset
 from .priors import PRIOR_ROOT, shipped_prior
@@ -225,7 +225,7 @@ def framer_key(fcfg: FramerConfig, backbone: str) -> dict:
     the model's output head (not U-Net heads, not the baseline), and only when off: runs keyed before it existed
     trained the head, and keep their folders."""
     key = dataclasses.asdict(fcfg)
-    if fcfg.head_grad or fcfg.objective == "none" or B.spec(backbone).adapter.needs_heads:
+    if fcfg.head_grad or not head_grad_applies(fcfg, backbone):
         key.pop("head_grad")
     return key
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from torch import Tensor
 
 from .config import FramerConfig
 from .freq import band_energy, band_masks, band_vectors, cosine_to, spectrum
+from .recompute import recompute
 
 Gather = Callable[[Tensor], Tensor]
 
@@ -113,12 +113,9 @@ def framer_loss(students: Tensor | Sequence[Tensor], teacher: Tensor, config: Fr
         # drawn on the CPU (the same in every process); copied without waiting for the queued forward pass: a
         # blocking host-to-device copy here would stall the GPU while the backward pass is being launched
         neg = torch.as_tensor(neg, dtype=torch.long).to(students.device, non_blocking=True)
-    if torch.is_grad_enabled() and students.requires_grad:
-        # recomputed in the backward pass: of the FFTs, masks and band vectors only the students are kept, so the
-        # term adds almost no memory to a training step (benchmarks/results/overhead_*.json)
-        return torch.utils.checkpoint.checkpoint(_contrastive, students, teacher, config, neg, gather,
-                                                 use_reentrant=False, preserve_rng_state=False)
-    return _contrastive(students, teacher, config, neg, gather)
+    # on accelerators recomputed in the backward pass: of the FFTs, masks and band vectors only the students are
+    # kept, so the term adds almost no memory to a training step (framer_nb.recompute)
+    return recompute(_contrastive, students, teacher, config, neg, gather)
 
 
 def _select_teacher(students: Tensor, teacher: Tensor, layer: int | None) -> tuple[Tensor, Tensor]:

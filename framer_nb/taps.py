@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from diffusers import SD3Transformer2DModel, UNet2DConditionModel
 from torch import Tensor, nn
+
+from .recompute import recompute
 
 
 @dataclass
@@ -121,8 +122,8 @@ def _frozen(module: nn.Module) -> Callable:
 def _sd3_project(model: SD3Transformer2DModel, t: Tap, head_grad: bool = True) -> Tensor:
     """Each block's image tokens -> norm_out(., temb) -> proj_out -> unpatchify: [L, B, C, H, W].
 
-    One layer at a time, recomputed in the backward pass (checkpointed): the normalised [B, N, D] tokens of
-    every layer are never all held, so the lens adds little memory beyond its small outputs."""
+    One layer at a time, recomputed in the backward pass on accelerators (framer_nb.recompute): the normalised
+    [B, N, D] tokens of every layer are never all held, so the lens adds little memory beyond its small outputs."""
     p, c = model.config.patch_size, model.out_channels
     H, W = t.size
     norm_out, proj_out = (model.norm_out, model.proj_out) if head_grad else (_frozen(model.norm_out),
@@ -134,10 +135,7 @@ def _sd3_project(model: SD3Transformer2DModel, t: Tap, head_grad: bool = True) -
 
     maps = []
     for tokens in t.features:
-        if torch.is_grad_enabled() and tokens.requires_grad:
-            h = torch.utils.checkpoint.checkpoint(head, tokens, temb_in, use_reentrant=False, preserve_rng_state=False)
-        else:
-            h = head(tokens, temb_in)
+        h = recompute(head, tokens, temb_in)
         h = h.reshape(h.shape[0], H // p, W // p, p, p, c)
         maps.append(torch.einsum("nhwpqc->nchpwq", h).reshape(h.shape[0], c, H, W))
     return torch.stack(maps)

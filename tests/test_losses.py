@@ -90,6 +90,21 @@ def test_teacher_gets_no_gradient_and_weights_detached(maps):
         assert not w.requires_grad and (w >= 0).all() and (w <= 1 + 1e-6).all()
 
 
+def test_recomputed_term_equals_the_plain_one(maps, monkeypatch):
+    # on accelerators the term is recomputed in the backward pass (framer_nb.recompute); values and gradients
+    # are those of the plain computation that runs on the CPU
+    from framer_nb import recompute
+    students, teacher = maps
+    results = []
+    for on_cpu in (False, True):
+        monkeypatch.setattr(recompute, "ON_CPU", on_cpu)
+        s = students.detach().clone().requires_grad_()
+        out = framer_loss(s, teacher, neg_layers=[1, 0, 3, 2])
+        out.distill.backward()
+        results.append((out.distill.detach(), s.grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
 @pytest.mark.parametrize("shape", [(2, 1, 1, 5, 7), (2, 3, 2, 9, 9), (3, 2, 4, 6, 5)])
 def test_zero_maps_small_batches_odd_sizes(shape):
     L, B, C, H, W = shape

@@ -1,0 +1,27 @@
+"""Activation recomputation where it pays: on accelerators, not on the CPU.
+
+The FRAMER term and the SD3 lens are recomputed in the backward pass so that a training step on a GPU holds
+almost nothing beyond the students (benchmarks/results/overhead_*_cuda.json). On the CPU memory is plentiful
+and the recomputation costs about a third of the FRAMER term's time (benchmarks/results/overhead_*_cpu.json),
+so there the function simply runs. Both paths give the same values and gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.utils.checkpoint
+from torch import Tensor
+
+ON_CPU = False  # tests set True to exercise the recomputed path on the CPU
+
+
+def recompute(fn: Callable, *args):
+    """`fn(*args)`, recomputed in the backward pass when a tensor argument needs a gradient and lives on an
+    accelerator (or ON_CPU is set)."""
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    grad = torch.is_grad_enabled() and any(a.requires_grad for a in tensors)
+    if grad and (ON_CPU or any(a.device.type != "cpu" for a in tensors)):
+        return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False, preserve_rng_state=False)
+    return fn(*args)

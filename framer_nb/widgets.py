@@ -49,6 +49,7 @@ class Explorer:
     state: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict)
     controls: dict = field(default_factory=dict)  # the widgets, once `ui()` made them
+    _view: tuple | None = field(default=None, repr=False)  # the widget's figure and its artists
 
     def __post_init__(self) -> None:
         for m in self.models.values():
@@ -103,20 +104,24 @@ class Explorer:
         """Draw the curves with the chosen layer marked, and the layer's images, into one figure."""
         fig = fig or plt.figure(figsize=(10, 3.2))
         fig.clear()
-        ax = fig.add_subplot(1, 4, 1)
-        s = self.state
-        ax.plot(s["lf_curve"], "b-o", ms=3, label="LF")
-        ax.plot(s["hf_curve"], "r-o", ms=3, label="HF")
-        ax.axvline(s["layer"], color="k", lw=0.8)
-        ax.set(ylim=(0, 1.02), xlabel="layer", ylabel="cos sim to final",
-               title=f"{s['backbone']}, t={s['t']}, {s['mask']} bands")
-        ax.legend(fontsize=7)
-        for k, (name, img) in enumerate(self.layer_images().items()):
-            a = fig.add_subplot(1, 4, k + 2)
-            a.imshow(img, interpolation="nearest")
-            a.set_title(f"layer {s['layer']}: {name}", fontsize=8)
-            a.axis("off")
+        self.update(_layout(fig))
         return fig
+
+    def update(self, artists: dict) -> None:
+        """Put the current state into a figure laid out by `draw`: new data, no new artists (a move then costs
+        the PNG, not a new figure and the garbage it leaves)."""
+        s = self.state
+        layers = range(len(s["lf_curve"]))
+        artists["lf"].set_data(layers, s["lf_curve"])
+        artists["hf"].set_data(layers, s["hf_curve"])
+        artists["marker"].set_xdata([s["layer"], s["layer"]])
+        curves = artists["curves"]
+        curves.set_xlim(-0.3, max(len(layers) - 0.7, 0.3))
+        curves.set_title(f"{s['backbone']}, t={s['t']}, {s['mask']} bands")
+        for (name, img), im in zip(self.layer_images().items(), artists["images"]):
+            im.set_data(img)
+            im.set_extent((-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+            im.axes.set_title(f"layer {s['layer']}: {name}", fontsize=8)
 
     def ui(self):
         """The ipywidgets front end; every control calls `set` and redraws in place."""
@@ -160,12 +165,33 @@ class Explorer:
             self._redraw()
 
     def _redraw(self) -> None:
+        """Show the state in the output widget: one figure, made once and updated in place on every move."""
         from IPython.display import display
+        if self._view is None:
+            fig = plt.figure(figsize=(10, 3.2))
+            plt.close(fig)  # shown only through `display`, never a second time by the inline backend
+            self._view = fig, _layout(fig)
+        fig, artists = self._view
+        self.update(artists)
         self._out.clear_output(wait=True)
         with self._out:
-            fig = self.draw(plt.figure(figsize=(10, 3.2)))
             display(fig)
-            plt.close(fig)
+
+
+def _layout(fig) -> dict:
+    """The explorer's axes and artists, empty: LF/HF curves with a layer marker, and three image panels."""
+    ax = fig.add_subplot(1, 4, 1)
+    lf, = ax.plot([], [], "b-o", ms=3, label="LF")
+    hf, = ax.plot([], [], "r-o", ms=3, label="HF")
+    marker = ax.axvline(0, color="k", lw=0.8)
+    ax.set(ylim=(0, 1.02), xlabel="layer", ylabel="cos sim to final")
+    ax.legend(fontsize=7)
+    images = []
+    for k in range(3):
+        a = fig.add_subplot(1, 4, k + 2)
+        images.append(a.imshow(np.zeros((2, 2, 3)), interpolation="nearest"))
+        a.axis("off")
+    return {"curves": ax, "lf": lf, "hf": hf, "marker": marker, "images": images}
 
 
 def _to_rgb(x: torch.Tensor) -> np.ndarray:

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -61,3 +62,20 @@ def test_ui_builds_and_reacts_and_python_moves_the_widgets():
     assert ex.controls["t"].value == 700 and ex.controls["mask"].value == "quantile" and ex.controls["layer"].value == 0
     ex.controls["mask"].value = "radial"  # and a widget change after that still takes effect
     assert ex.state["mask"] == "radial"
+
+
+def test_the_widget_figure_is_updated_in_place_and_shows_the_state():
+    images = observation_images(profile("smoke"), size=64)
+    dit = B.build("tiny-dit", num_layers=3, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16)
+    ex = Explorer({"dit": model_from(dit, images)}, images["names"])
+    ex.ui()
+    fig, artists = ex._view
+    snapshot = ex.draw()  # a separate figure (the notebook's saved snapshot) leaves the widget's alone
+    ex.controls["layer"].value = 2
+    ex.controls["t"].value = 800
+    assert ex._view[0] is fig and snapshot is not fig
+    assert list(artists["marker"].get_xdata()) == [2, 2] and "t=800" in artists["curves"].get_title()
+    shown = [im.get_array() for im in artists["images"]]
+    for want, got in zip(ex.layer_images().values(), shown):
+        assert np.array_equal(np.asarray(got), want)
+    assert np.allclose(artists["hf"].get_ydata(), ex.state["hf_curve"])

@@ -1,5 +1,5 @@
 """Explorer response time per control change on the trained `small` models (budget: under a second), rendering
-included: each move is `set()`, `draw()` and the PNG the notebook displays.
+included: each move is `set()`, the figure's update and the PNG the notebook displays.
 
 python benchmarks/explorer_latency.py [--runs build/runs]  ->  benchmarks/results/explorer_latency.json
 (benchmarks/browser_check.py measures the same moves in JupyterLab, as a user sees them)
@@ -11,8 +11,6 @@ import json
 import statistics
 import time
 from pathlib import Path
-
-import matplotlib.pyplot as plt
 
 from framer_nb import observe as O
 from framer_nb.config import profile
@@ -27,10 +25,8 @@ def timed(fn) -> float:
 
 
 def render(ex) -> None:
-    """What a move costs a user: the figure drawn and encoded as the PNG the notebook shows."""
-    fig = ex.draw(plt.figure(figsize=(10, 3.2)))
-    fig.savefig(io.BytesIO(), format="png", bbox_inches="tight")
-    plt.close(fig)
+    """What a move costs a user: the widget's figure updated and encoded as the PNG the notebook shows."""
+    ex.figure().savefig(io.BytesIO(), format="png", bbox_inches="tight")
 
 
 def main() -> None:

@@ -108,8 +108,7 @@ class Explorer:
         return fig
 
     def update(self, artists: dict) -> None:
-        """Put the current state into a figure laid out by `draw`: new data, no new artists (a move then costs
-        the PNG, not a new figure and the garbage it leaves)."""
+        """Put the current state into the artists of a figure laid out by `_layout`."""
         s = self.state
         layers = range(len(s["lf_curve"]))
         artists["lf"].set_data(layers, s["lf_curve"])
@@ -164,15 +163,20 @@ class Explorer:
         if hasattr(self, "_out"):
             self._redraw()
 
-    def _redraw(self) -> None:
-        """Show the state in the output widget: one figure, made once and updated in place on every move."""
-        from IPython.display import display
+    def figure(self):
+        """The explorer's one figure, updated to the state: made and laid out on first use, then only its data
+        change, so a move costs the PNG and not a new figure and the garbage it leaves."""
         if self._view is None:
             fig = plt.figure(figsize=(10, 3.2))
             plt.close(fig)  # shown only through `display`, never a second time by the inline backend
             self._view = fig, _layout(fig)
         fig, artists = self._view
         self.update(artists)
+        return fig
+
+    def _redraw(self) -> None:
+        from IPython.display import display
+        fig = self.figure()
         self._out.clear_output(wait=True)
         with self._out:
             display(fig)

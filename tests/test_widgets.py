@@ -70,6 +70,7 @@ def test_the_widget_figure_is_updated_in_place_and_shows_the_state():
     ex = Explorer({"dit": model_from(dit, images)}, images["names"])
     ex.ui()
     fig, artists = ex._view
+    assert ex.figure() is fig
     snapshot = ex.draw()  # a separate figure (the notebook's saved snapshot) leaves the widget's alone
     ex.controls["layer"].value = 2
     ex.controls["t"].value = 800

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PRIOR_SCALE ?= 1
+PRIOR_SCALE ?= 4
 PROFILE ?= small
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -22,10 +22,10 @@ install: $(VENV)/.installed
 reproduce: install
 	$(PY) -m framer_nb reproduce --profile $(PROFILE)
 
-# Regenerate the shipped priors in data/priors/ (about 55 min on 2 CPU cores; the model cards record how they
+# Regenerate the shipped priors in data/priors/ (about 65 min on 2 CPU cores; the model cards record how they
 # were made: the first 2500 / 2250 steps of a 5000-step cosine schedule, stopped there for the session's time;
-# the shipped priors denoise the unscaled residual HR - bicubic(LR); PRIOR_SCALE=4 trains them at the SR stage's
-# scale instead, see README "Shipped priors")
+# they denoise the residual at the SR stage's scale, 4 (HR - bicubic(LR)); PRIOR_SCALE=1 gives the unscaled
+# priors shipped before, see README "Shipped priors")
 pretrain: install
 	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-dit --steps 5000 --stop-after 2500 --batch-size 64 --residual-scale $(PRIOR_SCALE) --eval-every 250 & \
 	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-unet --steps 5000 --stop-after 2250 --batch-size 64 --residual-scale $(PRIOR_SCALE) --eval-every 250; \

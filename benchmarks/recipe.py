@@ -27,6 +27,11 @@ PROBES: dict[str, dict] = {
     "from scratch (no prior)": {"prior": "none"},
     "constant LR": {"lr_schedule": "constant"},
     "no time bias": {"time_bias": 1.0},
+    "time bias 8": {"time_bias": 8.0},
+    "time bias 16": {"time_bias": 16.0},
+    "lr 4e-3": {"lr": 4e-3},
+    "sr_steps 1000": {"sr_steps": 1000},
+    "time bias 8 + 900 steps": {"time_bias": 8.0, "sr_steps": 900},
     "lr 1e-3": {"lr": 1e-3},
     # the residual x0 = s (HR - LR) has a std of about 0.13 at s = 1 in model space, against about 0.5 for the
     # images the prior learned and about 1 for the SD latents that the paper's lambda = 0.1 was set against

@@ -93,14 +93,14 @@ class TrainConfig:
     target: str = "residual"  # residual: diffuse HR - upsampled LR (SRDiff-style) | image: diffuse HR itself
     residual_scale: float = 4.0  # residual target only: x0 = scale * (HR - LR) in model space (see docs/method.md)
     loss_space: str = "x0"  # x0: clean-signal MSE (released code's preconditioning) | native: plain v / eps MSE
-    time_bias: float = 4.0  # > 1: SR-stage training times drawn nearer to noise (diffusion.sample_time); sampler unchanged
+    time_bias: float = 8.0  # > 1: SR-stage training times drawn nearer to noise (diffusion.sample_time); sampler unchanged
     batch_size: int = 16
     prior: str = "shipped"  # shipped: fine-tune data/priors/<backbone> | train: pretrain here | none: from scratch
     pretrained: str | None = None  # a diffusers pipeline or model folder to fine-tune (overrides `prior`)
     prior_steps: int = 400  # prior="train": stage-1 steps of the unconditional denoiser
     prior_batch_size: int = 64  # prior="train": its batch size
     prior_ema_decay: float = 0.999  # prior="train": its EMA decay
-    sr_steps: int = 600  # SR fine-tuning steps
+    sr_steps: int = 900  # SR fine-tuning steps
     lr: float = 2e-3
     prior_lr: float = 1e-3
     lr_schedule: str = "constant"  # after the 20-step warm-up: constant | cosine (decays to 0 at the last step)
@@ -186,7 +186,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0,), ablation_seeds=(0,), ablations=("l2", "framer-radial", "faw-only"),
         n_test=2, test_size=96, n_observe=8, observe_size=64, second_task=None,
     ),
-    # About 80 minutes on two CPU cores (79 measured): 22 runs of 600 steps, 12 main and 10 ablations. These run one
+    # About 80 minutes on two CPU cores (README: measured): 22 runs of 900 steps, 12 main and 10 ablations. These run one
     # seed here (a second seed adds about 35 minutes); `gpu` runs three.
     "small": Profile(name="small", train=TrainConfig(), ablation_seeds=(0,), second_task=None),
     "gpu": Profile(

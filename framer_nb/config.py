@@ -199,7 +199,7 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(backbone="sd35-medium", image_size=512, batch_size=32, prior="none", sr_steps=20000,
                           lr=5e-5, mixed_precision="fp16", degradation="realesrgan_x4plus", grad_checkpointing=True,
                           sample_steps=40, ckpt_every=10000, target="image", lr_schedule="constant", ema_decay=0.0,
-                          crop_scale=(1.0, 1.0)),
+                          crop_scale=(1.0, 1.0), time_bias=1.0),  # the objective's own time sampling, as the paper
         backbones=("sd35-medium", "sd2-base"), seeds=(0,), ablation_seeds=(0,), n_test=100, test_size=512,
         second_task=None,
     ),

@@ -60,3 +60,12 @@ def test_sample_prediction_is_scored_in_x0_space_and_validated():
     assert torch.allclose(D.loss_weight(D.Objective("flow"), torch.tensor([500.0])), torch.tensor([0.25]))
     with pytest.raises(ValueError, match="prediction"):
         D.Objective("flow", prediction="v")
+
+
+def test_time_bias_moves_training_times_to_noise_and_the_paper_profile_keeps_its_own():
+    from framer_nb.config import profile
+    for obj in (D.Objective("flow", time_sampling="uniform", prediction="sample"), D.Objective("ddpm")):
+        plain = D.sample_time(obj, 4096, torch.Generator().manual_seed(0))
+        biased = D.sample_time(obj, 4096, torch.Generator().manual_seed(0), bias=profile("small").train.time_bias)
+        assert biased.median() > plain.median() + 300 and biased.max() <= D.T_MAX
+    assert profile("paper").train.time_bias == 1.0  # the paper's setting: the objective's own time sampling

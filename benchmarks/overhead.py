@@ -6,7 +6,8 @@ GPU:  python benchmarks/overhead.py --backbone sd35-medium --device cuda --batch
 `--size` is the side in model space (pixels unshuffled for tiny models, VAE latents for SD). The model is
 randomly initialised on the device; both variants train the same model with AdamW. Peak memory is measured in
 a fresh process per variant (CUDA allocator peak; on CPU, process max RSS, which the libraries dominate).
-Writes benchmarks/results/overhead_<backbone>_<device>.json with provenance.
+Writes benchmarks/results/overhead_<backbone>_<device>.json with provenance. `--recompute-on-cpu` times the
+memory-saving recomputation that runs on GPUs (framer_nb.recompute) on the CPU as well.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from framer_nb import backbones as B
+from framer_nb import recompute
 from framer_nb.config import FramerConfig
 from framer_nb.provenance import provenance
 from framer_nb.step import training_loss
@@ -30,6 +32,7 @@ VARIANTS = {"baseline": FramerConfig(objective="none"), "framer": FramerConfig()
 
 
 def setup(args):
+    recompute.ON_CPU = args.recompute_on_cpu
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     bb = B.build(args.backbone, device=args.device)
     bb.model.to(dtype)
@@ -108,6 +111,8 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per variant first")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads")
+    ap.add_argument("--recompute-on-cpu", action="store_true",
+                    help="recompute the FRAMER term and the SD3 lens in the backward pass on the CPU too, as on GPUs")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/overhead_<backbone>_<device>.json)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -7,7 +7,10 @@ machine. `--cpu-timing` instead measures each candidate's training step time on 
 
     python benchmarks/backbone_sizing.py --minutes 4 --out build/sizing            # GPU: priors + SR probes
     python benchmarks/backbone_sizing.py --cpu-timing --out build/sizing          # CPU: ms per step
-Writes <out>/backbone_sizing.json (and the candidates' priors under <out>/priors/), with provenance.
+    python benchmarks/backbone_sizing.py --scratch --sr-steps 900 --sr-lrs 0.002 --out build/sizing
+                                                      # CPU: SR from scratch only (no prior), one thread each
+Writes <out>/backbone_sizing.json (and the candidates' priors under <out>/priors/), <out>/cpu_timing.json or
+<out>/backbone_sizing_scratch.json, with provenance. Committed results: benchmarks/results/backbone_sizing_*.json.
 """
 
 from __future__ import annotations
@@ -55,6 +58,26 @@ def register(name: str) -> str:
 def val_gain(bb, steps: int = 10) -> dict:
     from framer_nb.evaluate import validation_gain
     return validation_gain(bb, steps)
+
+
+def scratch(name: str, out: Path, sr_steps=SR_STEPS, sr_lrs=SR_LRS) -> dict:
+    """SR probes from scratch (no prior) at the small recipe: the architecture's capacity for the task alone,
+    cheap enough for the CPU (one thread per candidate)."""
+    from framer_nb.config import profile
+    from framer_nb.train import load_trained, train_sr
+    torch.set_num_threads(1)
+    key = register(name)
+    result = {"candidate": name, "backbone": key, "config": B.spec(key).config, "probes": []}
+    base = dataclasses.replace(profile("small").train, backbone=key, prior="none", seed=0)
+    for steps in sr_steps:
+        for lr in sr_lrs:
+            t1 = time.time()
+            run = train_sr(dataclasses.replace(base, sr_steps=steps, lr=lr), "baseline", out / "runs", progress=False)
+            bb, _ = load_trained(run, key)
+            result["probes"].append({"prior": "none", "sr_steps": steps, "lr": lr,
+                                     "train_s": round(time.time() - t1, 1), **val_gain(bb, 10)})
+    (out / f"sizing_{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
 
 
 def one(name: str, minutes: float, out: Path, batch: int, sr_steps=SR_STEPS, sr_lrs=SR_LRS) -> dict:
@@ -117,10 +140,15 @@ def main() -> None:
     ap.add_argument("--sr-lrs", default=",".join(map(str, SR_LRS)), help="SR probe learning rates, comma list")
     ap.add_argument("--one", default=None, help="(internal) run one candidate in this process")
     ap.add_argument("--cpu-timing", action="store_true", help="measure CPU step times instead")
+    ap.add_argument("--scratch", action="store_true", help="SR probes from scratch only (no prior pretraining)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = [n for n in args.candidates.split(",") if n]
+    steps_lrs = (tuple(int(x) for x in args.sr_steps.split(",")), tuple(float(x) for x in args.sr_lrs.split(",")))
+    if args.one and args.scratch:
+        scratch(args.one, out, *steps_lrs)
+        return
     if args.one:
         one(args.one, args.minutes, out, args.batch_size, tuple(int(x) for x in args.sr_steps.split(",")),
             tuple(float(x) for x in args.sr_lrs.split(",")))
@@ -133,17 +161,18 @@ def main() -> None:
         return
     procs = {n: subprocess.Popen([sys.executable, __file__, "--one", n, "--minutes", str(args.minutes),
                                   "--batch-size", str(args.batch_size), "--out", str(out), "--sr-steps",
-                                  args.sr_steps, "--sr-lrs", args.sr_lrs],
+                                  args.sr_steps, "--sr-lrs", args.sr_lrs] + ["--scratch"] * args.scratch,
                                  stdout=open(out / f"{n}.log", "w"), stderr=subprocess.STDOUT) for n in names}
     codes = {n: p.wait() for n, p in procs.items()}
     results = {n: json.loads((out / f"sizing_{n}.json").read_text()) for n in names if codes[n] == 0}
-    summary = provenance(benchmark="backbone_sizing", args=vars(args), returncodes=codes, sr_steps=SR_STEPS,
-                         sr_lrs=SR_LRS, device_name=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+    summary = provenance(benchmark="backbone_sizing", args=vars(args), returncodes=codes,
+                         device_name=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                          results=results)
-    (out / "backbone_sizing.json").write_text(json.dumps(summary, indent=2, default=str))
+    name = "backbone_sizing_scratch.json" if args.scratch else "backbone_sizing.json"
+    (out / name).write_text(json.dumps(summary, indent=2, default=str))
     for n, r in results.items():
         best = max(r["probes"], key=lambda p: p["gain_1step"])
-        print(f"{n}: prior {r['prior_steps']} steps; best one-step gain {best['gain_1step']:+.2f} dB "
+        print(f"{n}: prior {r.get('prior_steps', 0)} steps; best one-step gain {best['gain_1step']:+.2f} dB "
               f"({best['sr_steps']} steps, lr {best['lr']})", flush=True)
     sys.exit(0 if all(c == 0 for c in codes.values()) else 1)
 

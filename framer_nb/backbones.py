@@ -26,7 +26,8 @@ from .diffusion import Objective
 from .spaces import PixelSpace, VAESpace
 from .taps import UNetHeads, tap, unet_block_channels
 
-# Tiny models work on 64-px RGB crops pixel-unshuffled x4: 16 x 16 x 48 (benchmarks/results/backbone_sizing.json).
+# Tiny models work on 64-px RGB crops pixel-unshuffled x4: 16 x 16 x 48. CPU sizing measurements of the tiny DiT
+# (patch 1 vs 2, width) and both backbones' step times: benchmarks/results/backbone_sizing_*.json.
 TINY_DIT = dict(sample_size=16, patch_size=2, in_channels=48, out_channels=48, num_layers=6,
                 attention_head_dim=32, num_attention_heads=4, joint_attention_dim=32,
                 caption_projection_dim=128, pooled_projection_dim=32, pos_embed_max_size=32, qk_norm="rms_norm")

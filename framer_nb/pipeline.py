@@ -61,9 +61,16 @@ def train_all(p: Profile, runs: str | Path, progress: bool = True, workers: int 
     that many processes of one thread each (on a 2-core machine two such processes train about 1.5x faster than
     one with two threads); a run trains the same whatever the number of workers."""
     specs = run_specs(p)
-    todo = [s for s in specs if not run_of(s, runs).done]
+    todo = sorted((s for s in specs if not run_of(s, runs).done), key=lambda s: -expected_cost(s))
     parallel(_train_one, [(s.train, s.variant, str(runs)) for s in todo], workers, progress, "train")
     return [T.train_sr(s.train, s.variant, runs, progress=False) for s in specs]  # all done: returns at once
+
+
+def expected_cost(s: RunSpec) -> float:
+    """Relative training time of a run, to start the longest first (so that no worker is left with a long run
+    at the end): steps, times about 1.5 for a FRAMER term (benchmarks/results/overhead_tiny-*_cpu.json)."""
+    from .config import variant
+    return s.train.sr_steps * (1.0 if variant(ALIASES.get(s.variant, s.variant)).objective == "none" else 1.5)
 
 
 def _train_one(cfg: TrainConfig, variant: str, runs: str) -> str:

@@ -170,6 +170,23 @@ def test_scores_are_keyed_by_run_config_and_test_set(tmp_path):
     assert run.eval_dir(builtin.key, 10) != run.eval_dir(other.key, 10) != run.eval_dir(builtin.key, 1)
 
 
+def test_runs_are_trained_longest_first(tmp_path, monkeypatch):
+    """train_all hands the pool FRAMER runs before baselines, so that no worker is left with a long run at the end."""
+    from framer_nb import pipeline as P
+    from framer_nb.config import profile
+    p = profile("small")
+    seen = []
+    monkeypatch.setattr(P, "parallel", lambda fn, args, *a, **k: seen.extend(args))
+    monkeypatch.setattr(P.T, "train_sr", lambda *a, **k: None)
+    P.train_all(p, tmp_path)
+    variants = [v for _, v, _ in seen]
+    assert len(seen) == len(P.run_specs(p)) and set(variants) >= {"baseline", "framer", "l2"}
+    first_baseline = variants.index("baseline")
+    assert first_baseline > 0 and all(v == "baseline" for v in variants[first_baseline:])
+    specs = {(s.variant, s.seed, s.backbone): P.expected_cost(s) for s in P.run_specs(p)}
+    assert specs[("framer", 0, "tiny-dit")] > specs[("baseline", 0, "tiny-dit")]
+
+
 def test_train_config_names_bad_values():
     with pytest.raises(ValueError, match=r"TrainConfig.lr_schedule='linear' is not one of"):
         TrainConfig(lr_schedule="linear")

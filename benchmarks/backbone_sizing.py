@@ -6,6 +6,8 @@ the CPU recipe (batch 16, the listed step counts and learning rates), so their r
 machine. `--cpu-timing` instead measures each candidate's training step time on this CPU (the budget side).
 
     python benchmarks/backbone_sizing.py --minutes 4 --out build/sizing            # GPU: priors + SR probes
+    python benchmarks/backbone_sizing.py --candidates dit-p1-64x4 --minutes 30 --sr-steps 900 --sr-lrs 0.002
+                                                      # CPU: one candidate's prior and its SR probes
     python benchmarks/backbone_sizing.py --cpu-timing --out build/sizing          # CPU: ms per step
     python benchmarks/backbone_sizing.py --scratch --sr-steps 900 --sr-lrs 0.002 --out build/sizing
                                                       # CPU: SR from scratch only (no prior), one thread each
@@ -82,13 +84,13 @@ def scratch(name: str, out: Path, sr_steps=SR_STEPS, sr_lrs=SR_LRS) -> dict:
 
 def one(name: str, minutes: float, out: Path, batch: int, sr_steps=SR_STEPS, sr_lrs=SR_LRS) -> dict:
     """Pretrain one candidate's prior, then the SR probes (and one from scratch)."""
-    from framer_nb.config import TrainConfig
+    from framer_nb.config import TrainConfig, profile
     from framer_nb.priors import pretrain
     from framer_nb.train import load_trained, train_sr
     key = register(name)
     t0 = time.time()
     card = pretrain(key, out / "priors" / name, minutes=minutes, batch_size=batch, lr=1e-3, runs=out / "runs",
-                    eval_every=1000, num_workers=2, progress=False,
+                    eval_every=1000, num_workers=2 if DEVICE == "cuda" else 0, progress=False,
                     command=f"python benchmarks/backbone_sizing.py --minutes {minutes} (candidate {name})")
     result = {"candidate": name, "backbone": key, "config": B.spec(key).config, "prior_steps": card["steps"],
               "prior_wall_s": card["wall_s"], "prior_heldout": card["heldout_curve"], "probes": []}
@@ -102,7 +104,9 @@ def one(name: str, minutes: float, out: Path, batch: int, sr_steps=SR_STEPS, sr_
             bb, _ = load_trained(run, key)
             result["probes"].append({"prior": "pretrained", "sr_steps": steps, "lr": lr,
                                      "train_s": round(time.time() - t1, 1), **val_gain(bb.to(DEVICE), 10)})
-    cfg = dataclasses.replace(base, prior="none", sr_steps=sr_steps[-1], lr=sr_lrs[0])
+    # the same config as `scratch`, so a candidate probed there already is not trained again
+    cfg = dataclasses.replace(profile("small").train, backbone=key, prior="none", seed=0, sr_steps=sr_steps[-1],
+                              lr=sr_lrs[0])
     run = train_sr(cfg, "baseline", out / "runs", progress=False)
     bb, _ = load_trained(run, key)
     result["probes"].append({"prior": "none", "sr_steps": sr_steps[-1], "lr": sr_lrs[0], **val_gain(bb.to(DEVICE), 10)})

@@ -44,8 +44,40 @@ def band_masks(teacher_mag: Tensor, mode: str = "quantile", cutoff: float = 0.2,
     raise ValueError(f"unknown band mask mode {mode!r}; use 'quantile' or 'radial'")
 
 
+def half_magnitudes(x: Tensor) -> tuple[Tensor, Tensor]:
+    """|F| of real images on the rfft2 grid [..., H, W//2+1] (uncentred), and each column's multiplicity in the
+    full spectrum [W//2+1]: 1 for the DC column (and the Nyquist column when W is even), else 2.
+
+    The full magnitude spectrum of a real image mirrors these columns (|F(k)| = |F(-k)|), so any sum over it is
+    the multiplicity-weighted sum over them, at half the cost of the FFT and of everything after it."""
+    x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    width = x.shape[-1]
+    mag = torch.fft.rfft2(x).abs()
+    mult = torch.ones(mag.shape[-1], dtype=mag.dtype, device=mag.device)
+    mult[1:width - width // 2] = 2.0
+    return mag, mult
+
+
+def half_band_masks(teacher_mag: Tensor, width: int, mode: str = "quantile", cutoff: float = 0.2,
+                    radius: float = 0.25) -> tuple[Tensor, Tensor]:
+    """`band_masks` on the rfft2 grid of images `width` pixels wide: the masks of the full spectrum, restricted to
+    its non-redundant half (quantiles are taken over the full spectrum's values, mirrored columns included)."""
+    if mode == "quantile":
+        full = torch.cat([teacher_mag, teacher_mag[..., 1:width - width // 2]], dim=-1)
+        q = torch.quantile(full.flatten(1).float(), cutoff, dim=1)
+        low = teacher_mag < q.view(-1, *([1] * (teacher_mag.dim() - 1)))
+        return low, ~low
+    if mode == "radial":
+        h = teacher_mag.shape[-2]
+        fy = torch.fft.fftfreq(h, device=teacher_mag.device) / 0.5
+        fx = torch.fft.rfftfreq(width, device=teacher_mag.device) / 0.5
+        low = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) <= radius
+        return low.expand_as(teacher_mag), (~low).expand_as(teacher_mag)
+    raise ValueError(f"unknown band mask mode {mode!r}; use 'quantile' or 'radial'")
+
+
 def band_vectors(mag: Tensor, mask: Tensor) -> Tensor:
-    """L2-normalised flattened masked magnitudes: [..., C, H, W] -> [..., C*H*W].
+    """L2-normalised flattened masked magnitudes: [..., C, H, W] -> [..., C*H*W]. A float mask weights the bins.
 
     Divided by their (detached) largest entry first: the direction is unchanged, and squaring large magnitudes
     cannot overflow fp32 into a zero vector. NaN or infinite magnitudes give NaN, never a silent zero."""
@@ -53,8 +85,10 @@ def band_vectors(mag: Tensor, mask: Tensor) -> Tensor:
     return F.normalize(v / v.detach().amax(-1, keepdim=True).clamp_min(1e-30), dim=-1)
 
 
-def band_energy(mag: Tensor, mask: Tensor, eps: float = 1e-9) -> Tensor:
-    """Mean masked magnitude per channel, averaged over channels: [..., C, H, W] -> [...]."""
+def band_energy(mag: Tensor, mask: Tensor, eps: float = 1e-9, mult: Tensor | None = None) -> Tensor:
+    """Mean masked magnitude per channel, averaged over channels: [..., C, H, W] -> [...]. With `mult` (the
+    column multiplicities of `half_magnitudes`), the mean over the full spectrum from its half."""
+    mask = mask if mult is None else mask * mult
     per_channel = (mag * mask).sum((-2, -1)) / (mask.sum((-2, -1)) + eps)
     return per_channel.mean(-1)
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import FramerConfig
-from .freq import band_energy, band_masks, band_vectors, cosine_to, spectrum
+from .freq import band_energy, band_vectors, cosine_to, half_band_masks, half_magnitudes
 from .recompute import recompute
 
 Gather = Callable[[Tensor], Tensor]
@@ -129,19 +129,22 @@ def _select_teacher(students: Tensor, teacher: Tensor, layer: int | None) -> tup
 
 def _contrastive(students: Tensor, teacher: Tensor, cfg: FramerConfig, neg: Tensor | None,
                  gather: Gather | None) -> FramerOutput:
-    t_mag = spectrum(teacher).abs()
-    s_mag = spectrum(students).abs()  # one FFT for all layers
-    low, high = band_masks(t_mag, cfg.mask, cfg.cutoff, cfg.radius)
+    # the non-redundant half of each real spectrum, its mirrored columns counted twice: the same cosines,
+    # energies and masks as on the full centred spectrum (docs/method.md, section 2), at half the cost
+    t_mag, mult = half_magnitudes(teacher)
+    s_mag, _ = half_magnitudes(students)  # one FFT for all layers
+    low, high = half_band_masks(t_mag, teacher.shape[-1], cfg.mask, cfg.cutoff, cfg.radius)
     losses, sims, weights = {}, {}, {}
     for band, mask in (("lf", low), ("hf", high)):
-        q, k = band_vectors(s_mag, mask), band_vectors(t_mag, mask)
+        weighted = mask * mult.sqrt()  # a cosine weights each bin's product by its multiplicity
+        q, k = band_vectors(s_mag, weighted), band_vectors(t_mag, weighted)
         n = q[neg].detach() if neg is not None else None
         sims[band] = cosine_to(q, k)
         use_inter = {"paper": band == "hf", "swapped": band == "lf", "intra_both": False,
                      "inter_both": True}[cfg.bands]
         losses[band] = (inter_contrastive(q, k, n, cfg.tau, gather, cfg.in_batch_negatives)
                         if use_inter else intra_contrastive(q, k, n, cfg.tau))
-        faw = adaptive_weight(band_energy(s_mag, mask), band_energy(t_mag, mask))
+        faw = adaptive_weight(band_energy(s_mag, mask, mult=mult), band_energy(t_mag, mask, mult=mult))
         weights[band] = (faw if cfg.faw else torch.ones_like(faw),
                          alignment_modulation(sims[band]) if cfg.fam else torch.ones_like(faw))
     per_sample = sum(weights[b][0] * weights[b][1] * losses[b] for b in ("lf", "hf"))

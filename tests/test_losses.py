@@ -156,3 +156,32 @@ def test_config_validation():
         FramerConfig(mask="ring")
     with pytest.raises(ValueError, match="cutoff"):
         FramerConfig(cutoff=1.5)
+
+
+@pytest.mark.parametrize("mask", ["quantile", "radial"])
+@pytest.mark.parametrize("hw", [(8, 8), (9, 7), (6, 11)])
+def test_half_spectrum_equals_full_spectrum(mask, hw):
+    """The term works on the non-redundant half of each real spectrum (rfft2), mirrored columns counted twice;
+    its similarities, FAW weights and masks equal those of the full spectrum, for even and odd sizes.
+
+    One difference by design: on the full spectrum, rounding can put a bin and its mirrored twin (equal in
+    exact arithmetic) on both sides of the quantile cutoff; the half keeps twins together. The full-spectrum
+    side here therefore takes its masks from the twin-averaged magnitudes."""
+    from framer_nb.freq import band_energy, band_masks, band_vectors, half_band_masks, half_magnitudes
+    g = torch.Generator().manual_seed(1)
+    students, teacher = torch.randn(3, 4, 2, *hw, generator=g), torch.randn(4, 2, *hw, generator=g)
+    out = framer_loss(students, teacher, FramerConfig(mask=mask, cutoff=0.3, radius=0.4), neg_layers=[1, 2, 0])
+
+    def full(x):  # centred |F| with each bin averaged with its mirrored twin (index -k)
+        mag = torch.fft.fft2(x).abs()
+        twin = torch.roll(torch.flip(mag, (-2, -1)), (1, 1), (-2, -1))
+        return torch.fft.fftshift((mag + twin) / 2, dim=(-2, -1))
+    s_full, t_full = full(students), full(teacher)
+    low, high = band_masks(t_full, mask, 0.3, 0.4)
+    for m, sim, faw in ((low, out.sim_lf, out.faw_lf), (high, out.sim_hf, out.faw_hf)):
+        full_sim = (band_vectors(s_full, m) * band_vectors(t_full, m)).sum(-1)
+        full_faw = adaptive_weight(band_energy(s_full, m), band_energy(t_full, m))
+        assert torch.allclose(sim, full_sim, atol=1e-6) and torch.allclose(faw, full_faw, atol=1e-6)
+    half, mult = half_magnitudes(teacher)
+    half_low, _ = half_band_masks(half, hw[1], mask, 0.3, 0.4)
+    assert (half_low * mult).sum() == low.sum()  # the same number of bins in each band

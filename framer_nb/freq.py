@@ -13,11 +13,15 @@ def spectrum(x: Tensor, norm: str = "backward") -> Tensor:
     return torch.fft.fftshift(torch.fft.fft2(x, norm=norm), dim=(-2, -1))
 
 
-def radial_frequency(h: int, w: int, device=None) -> Tensor:
-    """[H, W] radius of each centred FFT bin, as a fraction of Nyquist (1.0 = Nyquist on an axis)."""
-    fy = torch.fft.fftshift(torch.fft.fftfreq(h, device=device)) / 0.5
-    fx = torch.fft.fftshift(torch.fft.fftfreq(w, device=device)) / 0.5
-    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+def radial_frequency(h: int, w: int, device=None, half: bool = False) -> Tensor:
+    """[H, W] radius of each centred FFT bin, as a fraction of Nyquist (1.0 = Nyquist on an axis); with `half`,
+    [H, W//2+1] on the uncentred rfft2 grid of `half_magnitudes`."""
+    if half:
+        fy, fx = torch.fft.fftfreq(h, device=device), torch.fft.rfftfreq(w, device=device)
+    else:
+        fy = torch.fft.fftshift(torch.fft.fftfreq(h, device=device))
+        fx = torch.fft.fftshift(torch.fft.fftfreq(w, device=device))
+    return torch.sqrt((fy[:, None] / 0.5) ** 2 + (fx[None, :] / 0.5) ** 2)
 
 
 def radial_masks(h: int, w: int, radius: float, device=None) -> tuple[Tensor, Tensor]:
@@ -26,9 +30,10 @@ def radial_masks(h: int, w: int, radius: float, device=None) -> tuple[Tensor, Te
     return low, ~low
 
 
-def quantile_masks(teacher_mag: Tensor, cutoff: float) -> tuple[Tensor, Tensor]:
-    """Per-sample masks from teacher magnitudes [B, ...]: LF = bins below the cutoff quantile."""
-    q = torch.quantile(teacher_mag.flatten(1).float(), cutoff, dim=1)
+def quantile_masks(teacher_mag: Tensor, cutoff: float, values: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Per-sample masks from teacher magnitudes [B, ...]: LF = bins below the cutoff quantile of `values` [B, ...]
+    (default: the magnitudes themselves)."""
+    q = torch.quantile((teacher_mag if values is None else values).flatten(1).float(), cutoff, dim=1)
     low = teacher_mag < q.view(-1, *([1] * (teacher_mag.dim() - 1)))
     return low, ~low
 
@@ -51,11 +56,15 @@ def half_magnitudes(x: Tensor) -> tuple[Tensor, Tensor]:
     The full magnitude spectrum of a real image mirrors these columns (|F(k)| = |F(-k)|), so any sum over it is
     the multiplicity-weighted sum over them, at half the cost of the FFT and of everything after it."""
     x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    width = x.shape[-1]
     mag = torch.fft.rfft2(x).abs()
     mult = torch.ones(mag.shape[-1], dtype=mag.dtype, device=mag.device)
-    mult[1:width - width // 2] = 2.0
+    mult[_mirrored(x.shape[-1])] = 2.0
     return mag, mult
+
+
+def _mirrored(width: int) -> slice:
+    """The rfft2 columns that the full spectrum of images `width` pixels wide holds twice."""
+    return slice(1, width - width // 2)
 
 
 def half_band_masks(teacher_mag: Tensor, width: int, mode: str = "quantile", cutoff: float = 0.2,
@@ -63,15 +72,10 @@ def half_band_masks(teacher_mag: Tensor, width: int, mode: str = "quantile", cut
     """`band_masks` on the rfft2 grid of images `width` pixels wide: the masks of the full spectrum, restricted to
     its non-redundant half (quantiles are taken over the full spectrum's values, mirrored columns included)."""
     if mode == "quantile":
-        full = torch.cat([teacher_mag, teacher_mag[..., 1:width - width // 2]], dim=-1)
-        q = torch.quantile(full.flatten(1).float(), cutoff, dim=1)
-        low = teacher_mag < q.view(-1, *([1] * (teacher_mag.dim() - 1)))
-        return low, ~low
+        full = torch.cat([teacher_mag, teacher_mag[..., _mirrored(width)]], dim=-1)
+        return quantile_masks(teacher_mag, cutoff, values=full)
     if mode == "radial":
-        h = teacher_mag.shape[-2]
-        fy = torch.fft.fftfreq(h, device=teacher_mag.device) / 0.5
-        fx = torch.fft.rfftfreq(width, device=teacher_mag.device) / 0.5
-        low = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) <= radius
+        low = radial_frequency(teacher_mag.shape[-2], width, teacher_mag.device, half=True) <= radius
         return low.expand_as(teacher_mag), (~low).expand_as(teacher_mag)
     raise ValueError(f"unknown band mask mode {mode!r}; use 'quantile' or 'radial'")
 

@@ -29,6 +29,7 @@ PROBES: dict[str, dict] = {
     "no time bias": {"time_bias": 1.0},
     "time bias 8": {"time_bias": 8.0},
     "time bias 16": {"time_bias": 16.0},
+    "lr 3e-3": {"lr": 3e-3},
     "lr 4e-3": {"lr": 4e-3},
     "sr_steps 1000": {"sr_steps": 1000},
     "time bias 8 + 900 steps": {"time_bias": 8.0, "sr_steps": 900},

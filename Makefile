@@ -43,6 +43,7 @@ lint: install
 bench: install
 	$(PY) benchmarks/overhead.py --backbone tiny-dit --device cpu
 	$(PY) benchmarks/overhead.py --backbone tiny-unet --device cpu
+	$(PY) benchmarks/optimizer_step.py
 
 # On a one-GPU machine (see benchmarks/gpu_check.sh): gpu tests, SD3.5-medium overhead, latent training runs
 gpu-check:

@@ -10,8 +10,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+
+def shuffle(z: Tensor, r: int) -> Tensor:
+    """`F.pixel_shuffle` on maps with any leading axes [..., C r^2, H, W] -> [..., C, H r, W r], as one view,
+    permute and copy: on one CPU thread its forward plus backward pass is about 2.5x faster than the stock op's
+    on the FRAMER students [layers, batch, 48, 16, 16] (benchmarks/results/optimizer_step.json)."""
+    *lead, c, h, w = z.shape
+    n = len(lead)
+    z = z.reshape(*lead, c // (r * r), r, r, h, w).permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)
+    return z.reshape(*lead, c // (r * r), h * r, w * r)
+
+
+def unshuffle(x: Tensor, r: int) -> Tensor:
+    """`F.pixel_unshuffle` on images with any leading axes [..., C, H r, W r] -> [..., C r^2, H, W]."""
+    *lead, c, hr, wr = x.shape
+    if hr % r or wr % r:
+        raise ValueError(f"cannot pixel-unshuffle a {hr}x{wr} map by {r}: both sides must be divisible by it")
+    n, h, w = len(lead), hr // r, wr // r
+    x = x.reshape(*lead, c, h, r, w, r).permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
+    return x.reshape(*lead, c * r * r, h, w)
 
 
 @dataclass(frozen=True)
@@ -28,14 +47,10 @@ class PixelSpace:
         return image_channels * self.factor ** 2
 
     def encode(self, images: Tensor) -> Tensor:
-        return F.pixel_unshuffle(images, self.factor) if self.factor > 1 else images
+        return unshuffle(images, self.factor) if self.factor > 1 else images
 
     def decode(self, z: Tensor) -> Tensor:
-        if self.factor == 1:
-            return z
-        lead = z.shape[:-3]  # maps may carry leading layer axes [..., C, H, W]
-        return F.pixel_shuffle(z.reshape(-1, *z.shape[-3:]), self.factor).reshape(*lead, -1, *(
-            s * self.factor for s in z.shape[-2:]))
+        return shuffle(z, self.factor) if self.factor > 1 else z
 
     def spectral(self, z: Tensor) -> Tensor:
         return self.decode(z)

@@ -61,9 +61,10 @@ class UNetHeads(nn.Module):
         self.convs = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in block_channels)
 
     def forward(self, features: list[Tensor], size: tuple[int, int]) -> Tensor:
-        maps = [F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False)
-                for conv, f in zip(self.convs, features)]
-        return torch.stack(maps)
+        maps = [conv(f) for conv, f in zip(self.convs, features)]
+        # at the output size bilinear resizing is the identity (weights exactly 1 and 0): skipped
+        return torch.stack([m if tuple(m.shape[-2:]) == tuple(size) else
+                            F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps])
 
 
 def num_layers(model: nn.Module) -> int:

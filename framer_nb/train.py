@@ -432,9 +432,11 @@ def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, sto
     if heads is not None:
         heads.to(acc.device)
     params = list(bb.model.parameters()) + (list(heads.parameters()) if heads is not None else [])
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    # fused AdamW and the foreach EMA update: one kernel over all tensors instead of a Python loop over ~300 of
+    # them (one CPU thread, tiny U-Net: AdamW about 4x, the EMA about 1.5x faster; benchmarks/results/optimizer_step.json)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, fused=True)
     sched = lr_scheduler(opt, cfg.lr_schedule, steps)
-    ema = EMAModel(bb.model.parameters(), decay=cfg.ema_decay) if cfg.ema_decay else None
+    ema = EMAModel(bb.model.parameters(), decay=cfg.ema_decay, foreach=True) if cfg.ema_decay else None
     start = load_checkpoint(run.checkpoint, bb.model, heads, opt, sched, ema) \
         if (resume and run.checkpoint.exists()) else 0
     runner, opt = acc.prepare(bb.model, opt)

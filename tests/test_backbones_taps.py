@@ -8,7 +8,7 @@ from framer_nb import diffusion as D
 from framer_nb import recompute, taps
 from framer_nb.adapters import SD3, UNET
 from framer_nb.config import FramerConfig
-from framer_nb.spaces import PixelSpace
+from framer_nb.spaces import PixelSpace, shuffle, unshuffle
 from framer_nb.step import training_loss
 from framer_nb.toy import make_pipeline
 
@@ -168,6 +168,22 @@ def test_pixel_unshuffle_space_is_lossless_and_framer_sees_pixels():
     assert z.shape == (2, 48, 16, 16) and torch.equal(space.decode(z), x)
     layers = torch.stack([z, 2 * z])  # leading layer axes survive the spectral view
     assert torch.equal(space.spectral(layers)[1], 2 * x)
+
+
+@pytest.mark.parametrize("r", [2, 4])
+def test_shuffle_helpers_equal_torch_pixel_shuffle_with_leading_axes(r):
+    z = torch.randn(2, 3, 3 * r * r, 5, 6, requires_grad=True)
+    ref = torch.nn.functional.pixel_shuffle(z.reshape(6, 3 * r * r, 5, 6), r).reshape(2, 3, 3, 5 * r, 6 * r)
+    out = shuffle(z, r)
+    assert torch.equal(out, ref)
+    w = torch.randn_like(ref)
+    (grad,) = torch.autograd.grad((out * w).sum(), z)
+    (grad_ref,) = torch.autograd.grad((ref * w).sum(), z)
+    assert torch.equal(grad, grad_ref)
+    x = torch.randn(2, 3, 5 * r, 6 * r)
+    assert torch.equal(unshuffle(x, r), torch.nn.functional.pixel_unshuffle(x, r))
+    with pytest.raises(ValueError, match="divisible"):
+        unshuffle(torch.randn(1, 3, 5 * r + 1, 6 * r), r)
 
 
 @pytest.mark.parametrize("name", ["sd35-medium", "sd2-base"])

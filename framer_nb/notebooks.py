@@ -3,13 +3,16 @@ and check what each must produce."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .paths import DATA_ROOT as DATA  # noqa: F401  (notebooks read data/paper through it)
-from .provenance import write_sidecar  # noqa: F401
+from .provenance import provenance, write_sidecar
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -132,6 +135,30 @@ CELL_TIMEOUT_S = {"smoke": 900}
 DEFAULT_CELL_TIMEOUT_S = 3 * 3600
 
 
+TIMING = "reproduce_timing.json"
+
+
+def reproduce_timing(executed: Path, profile: str) -> dict:
+    """How long a reproduce took, from papermill's start and end times in the executed notebooks: each notebook's
+    seconds and the whole, from the first notebook's start to the last one's end (what `make reproduce` adds
+    around it, the install check and interpreter start-up, is left out), against the profile's budget."""
+    from .config import profile as get_profile
+    times = {}
+    for nb in sorted(Path(executed).glob("[0-9][0-9]_*.ipynb")):
+        meta = json.loads(nb.read_text()).get("metadata", {}).get("papermill", {})
+        if not meta.get("start_time") or not meta.get("end_time"):
+            raise ValueError(f"{nb}: no papermill start/end time; was it executed by papermill to the end?")
+        times[nb.stem] = (dt.datetime.fromisoformat(meta["start_time"]), dt.datetime.fromisoformat(meta["end_time"]))
+    if not times:
+        raise FileNotFoundError(f"{executed}: no executed notebooks")
+    total = (max(e for _, e in times.values()) - min(s for s, _ in times.values())).total_seconds()
+    budget = get_profile(profile).budget_min
+    return {"profile": profile, "cpu_count": os.cpu_count(), "source": "papermill start/end times of " + str(executed),
+            "notebooks_s": {k: round((e - s).total_seconds(), 1) for k, (s, e) in times.items()},
+            "total_s": round(total, 1), "budget_min": budget,
+            "within_budget": None if budget is None else total <= 60 * budget}
+
+
 def run_all(profile: str, build: Path, figures: str | None = None, only: str | None = None,
             pretrained: str | None = None) -> int:
     """Execute the notebooks in order on a profile; 0 if all ran and produced their outputs."""
@@ -158,6 +185,10 @@ def run_all(profile: str, build: Path, figures: str | None = None, only: str | N
             print(f"[reproduce] {nb.name} did not produce: {', '.join(missing)} in {figs}", file=sys.stderr)
             return 1
         print(f"[reproduce] {nb.name} done in {time.time() - t0:.0f}s", flush=True)
+    if not only:
+        timing = reproduce_timing(build / "executed", profile)
+        (figs / TIMING).write_text(json.dumps(provenance(**timing), indent=2))
+        print(f"[reproduce] notebooks took {timing['total_s'] / 60:.1f} min in all; wrote {figs / TIMING}")
     if figs == ROOT / "figures" and not only:
         from .readme import update
         if update(ROOT / "README.md", figs):

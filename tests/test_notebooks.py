@@ -127,3 +127,38 @@ def test_reproduce_timing_spans_first_start_to_last_end_against_the_budget(tmp_p
     nbformat.write(nbformat.v4.new_notebook(), bad / "01_observations.ipynb")
     with pytest.raises(ValueError, match="01_observations.ipynb: no papermill start/end time"):
         reproduce_timing(bad, "small")
+
+
+def test_reproduce_survives_papermill_failing_after_the_last_cell(tmp_path, monkeypatch, capsys):
+    # papermill can hang waiting for the kernel's info reply once every cell has run (nteract/papermill#711); that
+    # wait is bounded, and a notebook whose cells all completed counts as run (its outputs are still checked)
+    import papermill as pm
+
+    from framer_nb import notebooks as N
+    figs = tmp_path / "figs"
+
+    def hangs_at_the_end(inp, out, parameters, **kw):
+        assert kw["execution_timeout"] == N.KERNEL_INFO_TIMEOUT_S
+        assert kw["timeout_func"](None) == N.cell_timeout("smoke", "05_explorer")
+        nb = nbformat.read(inp, as_version=4)
+        nb.metadata["papermill"] = {"start_time": "2026-11-29T09:00:00+00:00"}
+        for cell in nb.cells:
+            cell.metadata["papermill"] = {"status": "completed", "end_time": "2026-11-29T09:00:10+00:00"}
+        nbformat.write(nb, out)
+        figs.mkdir(exist_ok=True)
+        for f in N.EXPECTED["05_explorer"]:
+            (figs / f).write_text("x")
+            (figs / f"{f}.provenance.json").write_text("{}")
+        raise AssertionError  # what nbclient raises when that wait times out
+
+    monkeypatch.setattr(pm, "execute_notebook", hangs_at_the_end)
+    assert N.run_all("smoke", tmp_path / "build", str(figs), only="05") == 0
+    assert "nteract/papermill#711" in capsys.readouterr().err
+    assert reproduce_timing(tmp_path / "build" / "smoke" / "executed", "smoke")["total_s"] == 10
+
+    def fails_midway(inp, out, parameters, **kw):
+        raise AssertionError("boom")
+
+    monkeypatch.setattr(pm, "execute_notebook", fails_midway)  # cells not all completed: the error propagates
+    with pytest.raises(AssertionError, match="boom"):
+        N.run_all("smoke", tmp_path / "build2", str(figs), only="05")

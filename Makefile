@@ -38,7 +38,7 @@ test-slow: install
 	$(PY) -m pytest -q -m slow
 
 lint: install
-	$(PY) -m ruff check framer_nb tests benchmarks
+	$(PY) -m ruff check framer_nb tests benchmarks notebooks
 
 bench: install
 	$(PY) benchmarks/overhead.py --backbone tiny-dit --device cpu

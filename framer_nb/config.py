@@ -176,6 +176,7 @@ class Profile:
     n_observe: int = 16  # images for the observation statistics
     observe_size: int = 128
     second_task: str | None = "light"  # a second degradation for the main table (None: skip)
+    budget_min: float | None = None  # wall time `reproduce` should stay within on the profile's machine (None: no budget)
 
 
 PROFILES: dict[str, Profile] = {
@@ -188,7 +189,7 @@ PROFILES: dict[str, Profile] = {
     ),
     # About 90 minutes on two CPU cores (91 and 94 measured): 22 runs of 900 steps, 12 main and 10 ablations. One
     # seed here (a second seed adds about 45 minutes); `gpu` runs three.
-    "small": Profile(name="small", train=TrainConfig(), ablation_seeds=(0,), second_task=None),
+    "small": Profile(name="small", train=TrainConfig(), ablation_seeds=(0,), second_task=None, budget_min=90.0),
     "gpu": Profile(
         name="gpu",
         train=TrainConfig(batch_size=64, sr_steps=3000, mixed_precision="bf16", sample_steps=30),

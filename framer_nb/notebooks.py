@@ -3,13 +3,16 @@ and check what each must produce."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .paths import DATA_ROOT as DATA  # noqa: F401  (notebooks read data/paper through it)
-from .provenance import write_sidecar  # noqa: F401
+from .provenance import provenance, write_sidecar
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -126,10 +129,52 @@ def missing_outputs(name: str, figures: Path) -> list[str]:
     return missing
 
 
-# A cell that outlives this fails the run instead of hanging it (an intermittent papermill hang seen under heavy
-# CPU load: README, limitations)
-CELL_TIMEOUT_S = {"smoke": 900}
-DEFAULT_CELL_TIMEOUT_S = 3 * 3600
+def cell_timeout(profile: str, notebook: str) -> int | None:
+    """Seconds after which a cell fails the run instead of hanging it (an intermittent papermill hang seen under
+    heavy CPU load: README, limitations). Only the training notebook has long cells: on `small` about 80 min; on
+    `gpu` and `paper` as long as the training takes, so no limit there."""
+    if profile == "smoke":
+        return 900
+    if notebook.startswith("02_"):
+        return 3 * 3600 if profile == "small" else None
+    return 1800 if profile == "small" else 6 * 3600
+
+
+TIMING = "reproduce_timing.json"
+KERNEL_INFO_TIMEOUT_S = 120
+
+
+def cells_completed(executed: Path) -> bool:
+    """Whether papermill recorded every code cell of an executed notebook as completed (it saves after each)."""
+    if not Path(executed).exists():
+        return False
+    cells = [c for c in json.loads(Path(executed).read_text())["cells"] if c["cell_type"] == "code"]
+    return bool(cells) and all(c["metadata"].get("papermill", {}).get("status") == "completed" for c in cells)
+
+
+def reproduce_timing(executed: Path, profile: str) -> dict:
+    """How long a reproduce took, from papermill's start and end times in the executed notebooks: each notebook's
+    seconds and the whole, from the first notebook's start to the last one's end (what `make reproduce` adds
+    around it, the install check and interpreter start-up, is left out), against the profile's budget."""
+    from .config import profile as get_profile
+    times = {}
+    for nb in sorted(Path(executed).glob("[0-9][0-9]_*.ipynb")):
+        doc = json.loads(nb.read_text())
+        meta = doc.get("metadata", {}).get("papermill", {})
+        # after papermill's final hang (see run_all) the notebook has no end time: its last cell's end is the end
+        ends = [c["metadata"].get("papermill", {}).get("end_time") for c in doc.get("cells", [])]
+        end = meta.get("end_time") or max((e for e in ends if e), default=None)
+        if not meta.get("start_time") or not end:
+            raise ValueError(f"{nb}: no papermill start/end time; was it executed by papermill to the end?")
+        times[nb.stem] = (dt.datetime.fromisoformat(meta["start_time"]), dt.datetime.fromisoformat(end))
+    if not times:
+        raise FileNotFoundError(f"{executed}: no executed notebooks")
+    total = (max(e for _, e in times.values()) - min(s for s, _ in times.values())).total_seconds()
+    budget = get_profile(profile).budget_min
+    return {"profile": profile, "cpu_count": os.cpu_count(), "source": "papermill start/end times of " + str(executed),
+            "notebooks_s": {k: round((e - s).total_seconds(), 1) for k, (s, e) in times.items()},
+            "total_s": round(total, 1), "budget_min": budget,
+            "within_budget": None if budget is None else total <= 60 * budget}
 
 
 def run_all(profile: str, build: Path, figures: str | None = None, only: str | None = None,
@@ -146,18 +191,31 @@ def run_all(profile: str, build: Path, figures: str | None = None, only: str | N
     for nb in notebook_paths(only):
         t0 = time.time()
         print(f"[reproduce] {nb.name} (profile {profile}) ...", flush=True)
+        out = build / "executed" / nb.name
+        limit = cell_timeout(profile, nb.stem)
         try:
-            pm.execute_notebook(str(nb), str(build / "executed" / nb.name), parameters=params, cwd=str(ROOT),
-                                kernel_name="python3", progress_bar=False, log_output=False,
-                                execution_timeout=CELL_TIMEOUT_S.get(profile, DEFAULT_CELL_TIMEOUT_S))
+            # cells get `limit` (timeout_func); papermill's last wait, for the kernel's info reply after every cell
+            # has run, gets the short execution_timeout: that wait is where papermill hangs (nteract/papermill#711)
+            pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(ROOT), kernel_name="python3",
+                                progress_bar=False, log_output=False, execution_timeout=KERNEL_INFO_TIMEOUT_S,
+                                timeout_func=lambda cell, limit=limit: limit)
         except pm.PapermillExecutionError as e:
             print(f"[reproduce] {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
             return 1
+        except Exception as e:  # nbclient ends that wait with an AssertionError
+            if not cells_completed(out):
+                raise
+            print(f"[reproduce] {nb.name}: every cell ran, then papermill failed waiting for the kernel "
+                  f"({type(e).__name__}; nteract/papermill#711); its outputs are checked as usual", file=sys.stderr)
         missing = missing_outputs(nb.stem, figs)
         if missing:
             print(f"[reproduce] {nb.name} did not produce: {', '.join(missing)} in {figs}", file=sys.stderr)
             return 1
         print(f"[reproduce] {nb.name} done in {time.time() - t0:.0f}s", flush=True)
+    if not only:
+        timing = reproduce_timing(build / "executed", profile)
+        (figs / TIMING).write_text(json.dumps(provenance(**timing), indent=2))
+        print(f"[reproduce] notebooks took {timing['total_s'] / 60:.1f} min in all; wrote {figs / TIMING}")
     if figs == ROOT / "figures" and not only:
         from .readme import update
         if update(ROOT / "README.md", figs):

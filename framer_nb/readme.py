@@ -29,6 +29,7 @@ def results_section(figures: Path, recipe: Path | None = RECIPE) -> str:
              f"`{prov['git_commit']}`, {prov['created_utc']}, seeds {prov.get('seeds')}). Every number below is in "
              "a CSV beside its table with a provenance sidecar; every verdict is computed from those CSVs "
              "(`framer_nb/verdicts.py`)."]
+    parts.append(_timing(figures / "reproduce_timing.json"))
     runs = figures / "training_runs.csv"
     if runs.exists():
         t = pd.read_csv(runs)
@@ -51,6 +52,21 @@ def results_section(figures: Path, recipe: Path | None = RECIPE) -> str:
     parts.append(_recipe(recipe))
     parts.append("\n".join(f"![{f}](figures/{f})" for f in FIGURES if (figures / f).exists()))
     return "\n\n".join(p for p in parts if p)
+
+
+def _timing(path: Path) -> str:
+    """The reproduce's wall time (framer_nb.notebooks.reproduce_timing) and, where the profile has one, whether it
+    kept to its budget (computed)."""
+    if not path.exists():
+        return ""
+    t = json.loads(path.read_text())
+    each = ", ".join(f"{name[:2]} {s / 60:.1f}" for name, s in t["notebooks_s"].items())
+    text = (f"This run took {t['total_s'] / 60:.1f} min from the first notebook's start to the last one's end "
+            f"({each} min; {t['cpu_count']} CPU cores, commit `{t['git_commit']}`).")
+    if t.get("budget_min") is not None:
+        verdict = "yes" if t["within_budget"] else "no"
+        text += f" Within the profile's {t['budget_min']:g}-min budget (computed): **{verdict}**."
+    return text
 
 
 def _recipe(path: Path | None) -> str:

@@ -1,14 +1,16 @@
 """The whole notebook suite on the smoke profile, headless with papermill (what `make reproduce` runs), on the
 shipped tiny priors and on a tiny random SD3 pipeline folder (the `pretrained` parameter)."""
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from framer_nb.__main__ import main
-from framer_nb.notebooks import EXPECTED, notebook_paths
+from framer_nb.notebooks import EXPECTED, notebook_paths, reproduce_timing
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -72,6 +74,9 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
         {**row, "backbone": "tiny-dit", "variant": "framer", "recipe": {**fr, "head_grad": not fr["head_grad"]},
          "gain_1step": 0.5}]}))
     text = results_section(figures, recipe)
+    timing = json.loads((figures / "reproduce_timing.json").read_text())  # written by this reproduce
+    assert set(timing["notebooks_s"]) == {p.stem for p in notebook_paths()} and timing["within_budget"] is None
+    assert f"This run took {timing['total_s'] / 60:.1f} min" in text and "budget" not in text.split("\n\n")[1]
     assert (figures / "table1_one_step.md").read_text().strip() in text
     assert "(computed)" in text
     assert f"tiny-unet baseline: the current recipe has the best one-step gain on the validation photos: **no (best: " \
@@ -95,3 +100,65 @@ def test_notebooks_run_on_a_pipeline_folder(tmp_path):
     _check_outputs(tmp_path / "build", tmp_path / "figures", "smoke")
     runs = json.loads((tmp_path / "figures" / "training_runs.csv.provenance.json").read_text())
     assert runs["pretrained"] == str(pipe)
+
+
+def _executed(folder: Path, spans: dict[str, tuple[float, float]]) -> Path:
+    """Executed notebooks whose papermill metadata starts and ends at the given seconds after 09:00."""
+    folder.mkdir()
+    nine = dt.datetime(2026, 11, 29, 9, tzinfo=dt.timezone.utc)
+    for name, (start, end) in spans.items():
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["papermill"] = {"start_time": (nine + dt.timedelta(seconds=start)).isoformat(),
+                                    "end_time": (nine + dt.timedelta(seconds=end)).isoformat()}
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    return folder
+
+
+def test_reproduce_timing_spans_first_start_to_last_end_against_the_budget(tmp_path):
+    spans = {"01_observations": (0, 30), "02_train_variants": (32, 3000), "03_evaluate_tables": (3001, 3100)}
+    t = reproduce_timing(_executed(tmp_path / "a", spans), "small")
+    assert t["notebooks_s"] == {"01_observations": 30, "02_train_variants": 2968, "03_evaluate_tables": 99}
+    assert t["total_s"] == 3100 and t["budget_min"] == 90 and t["within_budget"] is True
+    over = reproduce_timing(_executed(tmp_path / "b", {**spans, "04_figures": (3101, 5401)}), "small")
+    assert over["total_s"] == 5401 and over["within_budget"] is False
+    assert reproduce_timing(tmp_path / "a", "smoke")["within_budget"] is None  # smoke has no budget
+    bad = tmp_path / "c"
+    bad.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), bad / "01_observations.ipynb")
+    with pytest.raises(ValueError, match="01_observations.ipynb: no papermill start/end time"):
+        reproduce_timing(bad, "small")
+
+
+def test_reproduce_survives_papermill_failing_after_the_last_cell(tmp_path, monkeypatch, capsys):
+    # papermill can hang waiting for the kernel's info reply once every cell has run (nteract/papermill#711); that
+    # wait is bounded, and a notebook whose cells all completed counts as run (its outputs are still checked)
+    import papermill as pm
+
+    from framer_nb import notebooks as N
+    figs = tmp_path / "figs"
+
+    def hangs_at_the_end(inp, out, parameters, **kw):
+        assert kw["execution_timeout"] == N.KERNEL_INFO_TIMEOUT_S
+        assert kw["timeout_func"](None) == N.cell_timeout("smoke", "05_explorer")
+        nb = nbformat.read(inp, as_version=4)
+        nb.metadata["papermill"] = {"start_time": "2026-11-29T09:00:00+00:00"}
+        for cell in nb.cells:
+            cell.metadata["papermill"] = {"status": "completed", "end_time": "2026-11-29T09:00:10+00:00"}
+        nbformat.write(nb, out)
+        figs.mkdir(exist_ok=True)
+        for f in N.EXPECTED["05_explorer"]:
+            (figs / f).write_text("x")
+            (figs / f"{f}.provenance.json").write_text("{}")
+        raise AssertionError  # what nbclient raises when that wait times out
+
+    monkeypatch.setattr(pm, "execute_notebook", hangs_at_the_end)
+    assert N.run_all("smoke", tmp_path / "build", str(figs), only="05") == 0
+    assert "nteract/papermill#711" in capsys.readouterr().err
+    assert reproduce_timing(tmp_path / "build" / "smoke" / "executed", "smoke")["total_s"] == 10
+
+    def fails_midway(inp, out, parameters, **kw):
+        raise AssertionError("boom")
+
+    monkeypatch.setattr(pm, "execute_notebook", fails_midway)  # cells not all completed: the error propagates
+    with pytest.raises(AssertionError, match="boom"):
+        N.run_all("smoke", tmp_path / "build2", str(figs), only="05")

@@ -1,4 +1,6 @@
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import tomllib
@@ -75,3 +77,11 @@ def test_package_data_loads_from_a_non_editable_install(tmp_path):
                          env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == str(tmp_path / "site" / "framer_nb" / "_data")
+
+
+def test_code_and_notebooks_pass_ruff():
+    """`make lint`'s check, notebooks included (ruff reads .ipynb cells)."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "framer_nb", "tests", "benchmarks", "notebooks"],
+                         cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

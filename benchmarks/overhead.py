@@ -42,7 +42,7 @@ def setup(args):
     heads = bb.make_heads()
     heads = heads.to(args.device, dtype) if heads is not None else None
     params = list(bb.model.parameters()) + (list(heads.parameters()) if heads else [])
-    opt = torch.optim.AdamW(params, lr=1e-5)
+    opt = torch.optim.AdamW(params, lr=1e-5, fused=True)  # as framer_nb.train
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(args.batch, bb.out_channels, args.size, args.size, generator=g).to(args.device, dtype)
     return bb, heads, opt, x0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .paths import DATA_ROOT as DATA  # noqa: F401  (notebooks read data/paper through it)
-from .provenance import provenance, write_sidecar
+from .provenance import write_sidecar
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -214,7 +214,8 @@ def run_all(profile: str, build: Path, figures: str | None = None, only: str | N
         print(f"[reproduce] {nb.name} done in {time.time() - t0:.0f}s", flush=True)
     if not only:
         timing = reproduce_timing(build / "executed", profile)
-        (figs / TIMING).write_text(json.dumps(provenance(**timing), indent=2))
+        (figs / TIMING).write_text(json.dumps(timing, indent=2))
+        write_sidecar(figs / TIMING, profile=profile)
         print(f"[reproduce] notebooks took {timing['total_s'] / 60:.1f} min in all; wrote {figs / TIMING}")
     if figs == ROOT / "figures" and not only:
         from .readme import update

@@ -74,7 +74,8 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
         {**row, "backbone": "tiny-dit", "variant": "framer", "recipe": {**fr, "head_grad": not fr["head_grad"]},
          "gain_1step": 0.5}]}))
     text = results_section(figures, recipe)
-    timing = json.loads((figures / "reproduce_timing.json").read_text())  # written by this reproduce
+    timing = json.loads((figures / "reproduce_timing.json").read_text())  # written by this reproduce, with its sidecar
+    assert json.loads((figures / "reproduce_timing.json.provenance.json").read_text())["profile"] == "smoke"
     assert set(timing["notebooks_s"]) == {p.stem for p in notebook_paths()} and timing["within_budget"] is None
     assert f"This run took {timing['total_s'] / 60:.1f} min" in text and "budget" not in text.split("\n\n")[1]
     assert (figures / "table1_one_step.md").read_text().strip() in text

@@ -32,6 +32,12 @@ PROBES: dict[str, dict] = {
     "lr 3e-3": {"lr": 3e-3},
     "lr 4e-3": {"lr": 4e-3},
     "sr_steps 1000": {"sr_steps": 1000},
+    # how far the DiT is from its asymptote: twice and three times the profile's steps
+    "sr_steps 1800": {"sr_steps": 1800},
+    "sr_steps 2700": {"sr_steps": 2700},
+    # more, smaller steps at about the same cost (a batch-8 step costs about two thirds of a batch-16 one)
+    "batch 8 + 1350 steps": {"batch_size": 8, "sr_steps": 1350},
+    "batch 8 + 1800 steps": {"batch_size": 8, "sr_steps": 1800},
     "time bias 8 + 900 steps": {"time_bias": 8.0, "sr_steps": 900},
     "lr 1e-3": {"lr": 1e-3},
     # the residual x0 = s (HR - LR) has a std of about 0.13 at s = 1 in model space, against about 0.5 for the

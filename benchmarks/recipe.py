@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 from framer_nb.config import profile, recipe, recorded_recipe, with_overrides
@@ -60,12 +59,12 @@ def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "
     train_overrides = {k: v for k, v in overrides.items() if k != "framer"}
     cfg = with_overrides(profile("small").train, backbone=backbone, seed=0, **train_overrides)
     fcfg = dataclasses.replace(variant_config(variant), **overrides.get("framer", {}))
-    t0 = time.time()
     run = train_sr(cfg, variant, runs, progress=False, framer=fcfg)
     bb, _ = load_trained(run, backbone)
     return {"backbone": backbone, "variant": variant, "probe": name, "overrides": overrides,
             "recipe": recipe(cfg, fcfg),  # every row records its knobs, so rows stay comparable as defaults change
-            "train_s": round(time.time() - t0, 1), "sr_steps": cfg.sr_steps, **validation_gain(bb, 10),
+            "train_s": run.done_record()["wall_s"],  # the run's own training time, also when it was already trained
+            "sr_steps": cfg.sr_steps, **validation_gain(bb, 10),
             "git_commit": provenance()["git_commit"]}
 
 

@@ -234,7 +234,8 @@ def with_pipeline(p: Profile, path: str) -> Profile:
 
 
 # the knobs that benchmarks/recipe.py varies on the validation photos, and the residual scale of the prior they start from
-RECIPE_KNOBS = ("prior", "residual_scale", "lr_schedule", "time_bias", "lr", "sr_steps")
+RECIPE_KNOBS = ("prior", "residual_scale", "lr_schedule", "time_bias", "lr", "sr_steps", "batch_size")
+LEGACY_BATCH_SIZE = 16  # the small profile's SR batch, fixed before probes recorded it
 
 
 def recipe(cfg: TrainConfig, fcfg: FramerConfig | None = None) -> dict:
@@ -258,12 +259,13 @@ def head_grad_applies(fcfg: FramerConfig, backbone: str) -> bool:
 
 def recorded_recipe(row_recipe: dict, variant_name: str, backbone: str) -> dict:
     """A recipe as recorded by a probe of a variant. Rows from before a knob was recorded ran at what was then
-    fixed: the scale-1 priors, and a FRAMER term that trained the shared head (`head_grad` is None where it does
-    not apply)."""
+    fixed: batch 16, the scale-1 priors, and a FRAMER term that trained the shared head (`head_grad` is None where
+    it does not apply)."""
     from .priors import LEGACY_RESIDUAL_SCALE
     legacy = LEGACY_RESIDUAL_SCALE if row_recipe.get("prior") == "shipped" else None
     applies = head_grad_applies(variant(variant_name), backbone)
-    return {**row_recipe, "prior_scale": row_recipe.get("prior_scale", legacy),
+    return {**row_recipe, "batch_size": row_recipe.get("batch_size", LEGACY_BATCH_SIZE),
+            "prior_scale": row_recipe.get("prior_scale", legacy),
             "head_grad": row_recipe.get("head_grad", True) if applies else None}
 
 

@@ -74,7 +74,9 @@ def _timing(path: Path) -> str:
 
 def _recipe(path: Path | None) -> str:
     """The recipe probes (benchmarks/recipe.py) on the validation photos: each row's recipe, its gains, and whether
-    the profile's current recipe (today's `small` defaults) is the best row of its backbone and variant."""
+    the profile's current recipe (today's `small` defaults) is the best row of its backbone and variant among the
+    rows that fit its budget: no more training samples (SR steps x batch) than the current recipe. Rows beyond it
+    (how far more training would go) are shown and named, not counted."""
     if path is None or not Path(path).exists():
         return ""
     from .config import profile, recipe, recorded_recipe, variant, with_overrides
@@ -84,28 +86,42 @@ def _recipe(path: Path | None) -> str:
     knobs = pd.DataFrame(recipes).astype(object)
     knobs = knobs.where(knobs.notna(), "–")  # a knob that does not apply (no prior, no shared head)
     train = profile("small").train
+    budget = train.sr_steps * train.batch_size
     rows["current"] = [r == recipe(with_overrides(train, backbone=b), variant(v))
                        for r, v, b in zip(recipes, rows["variant"], rows["backbone"])]
+    rows["over_budget"] = [r["sr_steps"] * r["batch_size"] > budget for r in recipes]
     varying = [k for k in knobs.columns if knobs[k].nunique() > 1]
     df = pd.concat([rows[["backbone", "variant"]], knobs[varying],
-                    rows[["gain_1step", "gain_10step", "train_s", "git_commit", "current"]]], axis=1).round(3)
+                    rows[["gain_1step", "gain_10step", "train_s", "git_commit", "current", "over_budget"]]],
+                   axis=1).round(3)
     lines = []
     for (b, v), g in df.groupby(["backbone", "variant"], sort=False):
-        best = g.loc[g["gain_1step"].idxmax()]
+        fits = g[~g["over_budget"]]
         if not g["current"].any():
             verdict = "not probed"
-        elif best["current"]:
+        elif fits.loc[fits["gain_1step"].idxmax(), "current"]:
             verdict = "yes"
-        else:  # name the knobs where the best row departs from the current recipe
-            now = recipes[g.index[g["current"]][0]]
-            diff = [k for k in varying if recipes[best.name][k] != now[k]]
-            verdict = "no (best: " + ", ".join(f"{k} {recipes[best.name][k]}" for k in diff) + ")"
-        lines.append(f"- {b} {v}: the current recipe has the best one-step gain on the validation photos: "
-                     f"**{verdict}**")
+        else:
+            verdict = "no (best: " + _departure(recipes, fits["gain_1step"].idxmax(), g, varying) + ")"
+        over = g[g["over_budget"]]
+        beyond = "" if over.empty else (
+            f"; beyond the budget, {_departure(recipes, over['gain_1step'].idxmax(), g, varying)} gains "
+            f"{over['gain_1step'].max():+.3f} dB")
+        lines.append(f"- {b} {v}: the current recipe has the best one-step gain on the validation photos within "
+                     f"the budget: **{verdict}**{beyond}")
+    table = df.drop(columns="over_budget").assign(
+        current=df["current"].map({True: "**yes**", False: ""}),
+        budget=df["over_budget"].map({True: "over", False: ""}))
     return ("**Recipe probes** (`benchmarks/recipe.py`, seed 0, PSNR gain over bicubic in dB on the validation "
-            "photos, never the test set; `current` marks today's `small` recipe)\n\n"
-            + _markdown(df.assign(current=df["current"].map({True: "**yes**", False: ""}))) + "\n\n"
-            + "\n".join(lines))
+            "photos, never the test set; `current` marks today's `small` recipe; `over` marks rows that train on "
+            f"more samples than its {train.sr_steps} steps of batch {train.batch_size}, the profile's training "
+            "budget)\n\n" + _markdown(table) + "\n\n" + "\n".join(lines))
+
+
+def _departure(recipes: list[dict], best, group: pd.DataFrame, varying: list[str]) -> str:
+    """The knobs where row `best` departs from the current recipe of its group."""
+    now = recipes[group.index[group["current"]][0]]
+    return ", ".join(f"{k} {recipes[best][k]}" for k in varying if recipes[best][k] != now[k])
 
 
 def _verdicts(path: Path, title: str) -> str:

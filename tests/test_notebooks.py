@@ -72,7 +72,11 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
         {**row, "recipe": {**base, "lr": other_lr}, "gain_1step": 0.3},
         {**row, "backbone": "tiny-dit", "variant": "framer", "recipe": fr, "gain_1step": 0.1},
         {**row, "backbone": "tiny-dit", "variant": "framer", "recipe": {**fr, "head_grad": not fr["head_grad"]},
-         "gain_1step": 0.5}]}))
+         "gain_1step": 0.5},
+        # more training samples than the profile's budget: shown, named, and not what the verdict compares
+        {**row, "recipe": {**base, "sr_steps": 2 * base["sr_steps"]}, "gain_1step": 0.9},
+        # a row recorded before batch_size was (batch 16 then) matches the current recipe only at batch 16
+        {**row, "recipe": {k: v for k, v in base.items() if k != "batch_size"}, "gain_1step": 0.25}]}))
     text = results_section(figures, recipe)
     timing = json.loads((figures / "reproduce_timing.json").read_text())  # written by this reproduce, with its sidecar
     assert json.loads((figures / "reproduce_timing.json.provenance.json").read_text())["profile"] == "smoke"
@@ -80,10 +84,13 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
     assert f"This run took {timing['total_s'] / 60:.1f} min" in text and "budget" not in text.split("\n\n")[1]
     assert (figures / "table1_one_step.md").read_text().strip() in text
     assert "(computed)" in text
-    assert f"tiny-unet baseline: the current recipe has the best one-step gain on the validation photos: **no (best: " \
-        f"lr {other_lr})**" in text
-    assert "tiny-dit framer: the current recipe has the best one-step gain on the validation photos: **no (best: " \
-        f"head_grad {not fr['head_grad']})**" in text
+    assert base["batch_size"] == 16  # else the legacy row above is not a current-recipe row
+    assert "tiny-unet baseline: the current recipe has the best one-step gain on the validation photos within the " \
+        f"budget: **no (best: lr {other_lr})**; beyond the budget, sr_steps {2 * base['sr_steps']} gains +0.900 dB" \
+        in text
+    assert "tiny-dit framer: the current recipe has the best one-step gain on the validation photos within the " \
+        f"budget: **no (best: head_grad {not fr['head_grad']})**\n" in text
+    assert text.count("| over |") == 1 and text.count("| **yes** |") == 3
     for name in re.findall(r"\]\(figures/([^)]+)\)", text):
         assert (figures / name).exists(), name
     readme = tmp_path / "README.md"

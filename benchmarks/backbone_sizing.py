@@ -38,6 +38,13 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
                                       caption_projection_dim=192)),
     "dit-p1-64x4": ("tiny-dit", dict(patch_size=1, attention_head_dim=16, num_attention_heads=4, num_layers=4,
                                      caption_projection_dim=64)),
+    # smaller DiTs for more steps in the same time (the shipped shape is short of training samples, recipe.json)
+    "dit-p2-96x6": ("tiny-dit", dict(patch_size=2, attention_head_dim=32, num_attention_heads=3, num_layers=6,
+                                     caption_projection_dim=96)),
+    "dit-p2-128x4": ("tiny-dit", dict(patch_size=2, attention_head_dim=32, num_attention_heads=4, num_layers=4,
+                                      caption_projection_dim=128)),
+    "dit-p2-64x6": ("tiny-dit", dict(patch_size=2, attention_head_dim=32, num_attention_heads=2, num_layers=6,
+                                     caption_projection_dim=64)),
     "unet-32-64": ("tiny-unet", dict(block_out_channels=(32, 64, 64))),
     "unet-48-96": ("tiny-unet", dict(block_out_channels=(48, 96, 96))),
     "unet-64-128-noattn": ("tiny-unet", dict(block_out_channels=(64, 128, 128), down_block_types=("DownBlock2D",) * 3,

@@ -30,21 +30,22 @@ import torch
 from framer_nb import backbones as B
 from framer_nb.provenance import provenance
 
+
+def _dit(patch: int, head_dim: int, heads: int, layers: int) -> tuple[str, dict]:
+    """A tiny-DiT candidate: patch size, attention head width and count (width = head_dim x heads), depth."""
+    return "tiny-dit", dict(patch_size=patch, attention_head_dim=head_dim, num_attention_heads=heads,
+                            num_layers=layers, caption_projection_dim=head_dim * heads)
+
+
 # candidate name -> (registered backbone it varies, config overrides)
 CANDIDATES: dict[str, tuple[str, dict]] = {
-    "dit-p2-128x6": ("tiny-dit", dict(patch_size=2, attention_head_dim=32, num_attention_heads=4, num_layers=6,
-                                      caption_projection_dim=128)),
-    "dit-p2-192x6": ("tiny-dit", dict(patch_size=2, attention_head_dim=48, num_attention_heads=4, num_layers=6,
-                                      caption_projection_dim=192)),
-    "dit-p1-64x4": ("tiny-dit", dict(patch_size=1, attention_head_dim=16, num_attention_heads=4, num_layers=4,
-                                     caption_projection_dim=64)),
+    "dit-p2-128x6": _dit(2, 32, 4, 6),
+    "dit-p2-192x6": _dit(2, 48, 4, 6),
+    "dit-p1-64x4": _dit(1, 16, 4, 4),
     # smaller DiTs for more steps in the same time (the shipped shape is short of training samples, recipe.json)
-    "dit-p2-96x6": ("tiny-dit", dict(patch_size=2, attention_head_dim=32, num_attention_heads=3, num_layers=6,
-                                     caption_projection_dim=96)),
-    "dit-p2-128x4": ("tiny-dit", dict(patch_size=2, attention_head_dim=32, num_attention_heads=4, num_layers=4,
-                                      caption_projection_dim=128)),
-    "dit-p2-64x6": ("tiny-dit", dict(patch_size=2, attention_head_dim=32, num_attention_heads=2, num_layers=6,
-                                     caption_projection_dim=64)),
+    "dit-p2-96x6": _dit(2, 32, 3, 6),
+    "dit-p2-128x4": _dit(2, 32, 4, 4),
+    "dit-p2-64x6": _dit(2, 32, 2, 6),
     "unet-32-64": ("tiny-unet", dict(block_out_channels=(32, 64, 64))),
     "unet-48-96": ("tiny-unet", dict(block_out_channels=(48, 96, 96))),
     "unet-64-128-noattn": ("tiny-unet", dict(block_out_channels=(64, 128, 128), down_block_types=("DownBlock2D",) * 3,

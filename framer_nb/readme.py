@@ -104,7 +104,7 @@ def _recipe(path: Path | None) -> str:
         else:
             verdict = "no (best: " + _departure(recipes, fits["gain_1step"].idxmax(), g, varying) + ")"
         over = g[g["over_budget"]]
-        beyond = "" if over.empty else (
+        beyond = "" if over.empty or not g["current"].any() else (
             f"; beyond the budget, {_departure(recipes, over['gain_1step'].idxmax(), g, varying)} gains "
             f"{over['gain_1step'].max():+.3f} dB")
         lines.append(f"- {b} {v}: the current recipe has the best one-step gain on the validation photos within "

@@ -76,7 +76,9 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
         # more training samples than the profile's budget: shown, named, and not what the verdict compares
         {**row, "recipe": {**base, "sr_steps": 2 * base["sr_steps"]}, "gain_1step": 0.9},
         # a row recorded before batch_size was (batch 16 then) matches the current recipe only at batch 16
-        {**row, "recipe": {k: v for k, v in base.items() if k != "batch_size"}, "gain_1step": 0.25}]}))
+        {**row, "recipe": {k: v for k, v in base.items() if k != "batch_size"}, "gain_1step": 0.25},
+        # a variant probed only beyond the budget: listed, no verdict
+        {**row, "variant": "l2", "recipe": {**base, "sr_steps": 2 * base["sr_steps"]}, "gain_1step": 0.4}]}))
     text = results_section(figures, recipe)
     timing = json.loads((figures / "reproduce_timing.json").read_text())  # written by this reproduce, with its sidecar
     assert json.loads((figures / "reproduce_timing.json.provenance.json").read_text())["profile"] == "smoke"
@@ -90,7 +92,9 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
         in text
     assert "tiny-dit framer: the current recipe has the best one-step gain on the validation photos within the " \
         f"budget: **no (best: head_grad {not fr['head_grad']})**\n" in text
-    assert text.count("| over |") == 1 and text.count("| **yes** |") == 3
+    assert "- tiny-unet l2: the current recipe has the best one-step gain on the validation photos within the " \
+        "budget: **not probed**\n" in text
+    assert text.count("| over |") == 2 and text.count("| **yes** |") == 3
     for name in re.findall(r"\]\(figures/([^)]+)\)", text):
         assert (figures / name).exists(), name
     readme = tmp_path / "README.md"

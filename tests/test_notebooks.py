@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from framer_nb.__main__ import main
@@ -97,9 +98,33 @@ def _check_readme_section(figures: Path, tmp_path: Path) -> None:
     assert text.count("| over |") == 2 and text.count("| **yes** |") == 3
     for name in re.findall(r"\]\(figures/([^)]+)\)", text):
         assert (figures / name).exists(), name
+    _check_linear_yardstick(figures, tmp_path)
     readme = tmp_path / "README.md"
     readme.write_text(f"head\n{BEGIN}\nSTALE-SECTION\n{END}\ntail\n")
     assert update(readme, figures) and "STALE-SECTION" not in readme.read_text() and readme.read_text().endswith("tail\n")
+
+
+def _check_linear_yardstick(figures: Path, tmp_path: Path) -> None:
+    # the one-step gains against benchmarks/linear_bound.py's filter, only where it was scored on the same crops
+    from framer_nb.readme import results_section
+    table = pd.read_csv(figures / "table1_one_step.csv")
+    bicubic = float(table.loc[table["variant"] == "bicubic", "psnr_mean"].iloc[0])
+    models = table[table["variant"] != "bicubic"]
+    linear = tmp_path / "linear.json"
+
+    def section(bicubic_psnr: float, gain: float) -> str:
+        linear.write_text(json.dumps({"git_commit": "abc", "filters": [
+            {"kernel": 3, "split": "val", "fit_s": 1.0, "bicubic_psnr": bicubic, "gain": -99.0},
+            {"kernel": 3, "split": "test", "fit_s": 1.0, "bicubic_psnr": round(bicubic_psnr, 3), "gain": gain}]}))
+        return results_section(figures, None, linear)
+    lowest = models.loc[models["psnr_mean"].idxmin()]
+    low = f"{lowest.backbone} {lowest.variant} {lowest.psnr_mean - bicubic:+.3f}"
+    text = section(bicubic, float(lowest.psnr_mean - bicubic))  # ties count as not above
+    assert "gains +" in text or "gains -" in text
+    assert "**A linear yardstick**" in text and f"at or below it: {low}" in text
+    assert "above it (computed): none;" in section(bicubic, 99.0)
+    assert "at or below it: none." in section(bicubic, -99.0)
+    assert "linear yardstick" not in section(bicubic + 0.5, 0.0)  # scored on other crops: left out
 
 
 def test_notebooks_run_on_a_pipeline_folder(tmp_path):

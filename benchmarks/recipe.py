@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from contextlib import contextmanager
 from pathlib import Path
+
+import torch
 
 from framer_nb.config import profile, recipe, recorded_recipe, with_overrides
 from framer_nb.pipeline import parallel
@@ -49,23 +52,83 @@ PROBES: dict[str, dict] = {
     # (the default since these probes), or trained by the FRAMER term
     "frozen lens head": {"framer": {"head_grad": False}},
     "trained lens head": {"framer": {"head_grad": True}},
+    # why does the DiT learn slower than the U-Net? the EMA (diffusers' EMAModel caps the decay at
+    # (1 + step) / (10 + step), so any decay >= 0.99 is 0.99 at 900 steps), the optimiser's constraints, and
+    # the LR context of a token (the SD3 patch embedding reads 2 x 2 of the 16 x 16 positions)
+    "no EMA": {"ema_decay": 0.0},
+    "no weight decay or clipping": {"weight_decay": 0.0, "grad_clip": 100.0},
+    # `embed_kernel` is not a TrainConfig field: the DiT's patch embedding widened from 2 x 2 to 4 x 4 (stride 2,
+    # padding 1) with zero-initialised taps, so each token reads the 4 x 4 positions that a 3 x 3 filter at its
+    # own 2 x 2 needs (benchmarks/linear_bound.py); same function at step 0, as for the LR channels
+    "overlapping patch embedding": {"embed_kernel": 4},
 }
+ARCHITECTURE = ("embed_kernel",)  # probe keys that change the backbone, not the TrainConfig
 
 
 def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "baseline") -> dict:
     from framer_nb.config import variant as variant_config
     from framer_nb.evaluate import validation_gain
     from framer_nb.train import load_trained, train_sr
-    train_overrides = {k: v for k, v in overrides.items() if k != "framer"}
+    train_overrides = {k: v for k, v in overrides.items() if k != "framer" and k not in ARCHITECTURE}
+    arch = {k: v for k, v in overrides.items() if k in ARCHITECTURE}
     cfg = with_overrides(profile("small").train, backbone=backbone, seed=0, **train_overrides)
     fcfg = dataclasses.replace(variant_config(variant), **overrides.get("framer", {}))
-    run = train_sr(cfg, variant, runs, progress=False, framer=fcfg)
-    bb, _ = load_trained(run, backbone)
+    if arch:  # run keys do not know the architecture change: those runs get their own folder
+        with widened_embedding(arch["embed_kernel"]):
+            run = train_sr(cfg, variant, Path(runs) / f"embed{arch['embed_kernel']}", progress=False, framer=fcfg)
+            bb = trained_widened(run, cfg)
+    else:
+        run = train_sr(cfg, variant, runs, progress=False, framer=fcfg)
+        bb, _ = load_trained(run, backbone)
     return {"backbone": backbone, "variant": variant, "probe": name, "overrides": overrides,
-            "recipe": recipe(cfg, fcfg),  # every row records its knobs, so rows stay comparable as defaults change
+            # every row records its knobs, so rows stay comparable as defaults change
+            "recipe": {**recipe(cfg, fcfg), **arch},
             "train_s": run.done_record()["wall_s"],  # the run's own training time, also when it was already trained
             "sr_steps": cfg.sr_steps, **validation_gain(bb, 10),
             "git_commit": provenance()["git_commit"]}
+
+
+def widen(conv: torch.nn.Conv2d, kernel: int) -> torch.nn.Conv2d:
+    """`conv` (kernel = stride) with a `kernel` x `kernel` window centred on its own; the new taps are zero."""
+    k0 = conv.kernel_size[0]
+    pad = (kernel - k0) // 2
+    if kernel <= k0 or (kernel - k0) % 2:
+        raise ValueError(f"can widen a {k0} x {k0} kernel by an even amount only, got {kernel}")
+    new = torch.nn.Conv2d(conv.in_channels, conv.out_channels, kernel, conv.stride, pad, bias=conv.bias is not None)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, :, pad:pad + k0, pad:pad + k0] = conv.weight
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    return new
+
+
+@contextmanager
+def widened_embedding(kernel: int):
+    """Backbones grow their LR channels into an input convolution widened to `kernel` x `kernel`."""
+    from framer_nb.backbones import Backbone
+    grow = Backbone.grow_lr_channels
+
+    def grow_and_widen(self, extra=None):
+        grow(self, extra)
+        self.adapter.set_input_conv(self.model, widen(self.adapter.get_input_conv(self.model), kernel))
+
+    Backbone.grow_lr_channels = grow_and_widen
+    try:
+        yield
+    finally:
+        Backbone.grow_lr_channels = grow
+
+
+def trained_widened(run, cfg):
+    """A run trained under `widened_embedding`: its starting point, widened, with the run's weights (EMA)."""
+    from safetensors.torch import load_file
+    from framer_nb.train import starting_point
+    bb = starting_point(cfg, run.path.parent.parent.parent, progress=False)
+    bb.grow_lr_channels()
+    (weights,) = run.model_dir.glob("*.safetensors")
+    bb.model.load_state_dict(load_file(str(weights)))
+    return bb
 
 
 def merged(old: list[dict], new: list[dict]) -> list[dict]:

@@ -1,0 +1,51 @@
+"""benchmarks/recipe.py: the widened patch embedding probe keeps the prior's function at step 0."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+import framer_nb.backbones as B
+
+_spec = importlib.util.spec_from_file_location("recipe", Path(__file__).parents[1] / "benchmarks" / "recipe.py")
+R = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(R)
+
+
+def test_widened_embedding_is_the_same_function_at_step_0():
+    stock = B.build("tiny-dit", seed=0)
+    stock.grow_lr_channels()
+    torch.nn.init.normal_(stock.adapter.get_input_conv(stock.model).weight)  # LR taps that are not zero
+    wide = B.build("tiny-dit", seed=0)
+    wide.grow_lr_channels()
+    wide.model.load_state_dict(stock.model.state_dict())
+    wide.adapter.set_input_conv(wide.model, R.widen(wide.adapter.get_input_conv(wide.model), 4))
+    conv = wide.adapter.get_input_conv(wide.model)
+    assert conv.kernel_size == (4, 4) and conv.stride == (2, 2) and conv.padding == (1, 1)
+    x, lr, t = torch.randn(2, 48, 16, 16), torch.randn(2, 48, 16, 16), torch.full((2,), 500.0)
+    with torch.no_grad():
+        assert torch.allclose(wide.predict(x, t, lr), stock.predict(x, t, lr), atol=1e-5)
+
+
+def test_widened_embedding_grows_wide_and_restores():
+    stock_grow = B.Backbone.grow_lr_channels
+    with R.widened_embedding(4):
+        bb = B.build("tiny-dit", seed=0)
+        bb.grow_lr_channels()
+    assert B.Backbone.grow_lr_channels is stock_grow
+    conv = bb.adapter.get_input_conv(bb.model)
+    assert conv.kernel_size == (4, 4) and conv.in_channels == 96
+    assert torch.count_nonzero(conv.weight[:, :, 0]) == 0 and torch.count_nonzero(conv.weight[:, :, :, 3]) == 0
+
+
+def test_widen_rejects_odd_growth():
+    with pytest.raises(ValueError, match="even amount"):
+        R.widen(torch.nn.Conv2d(4, 8, 2, 2), 3)
+
+
+def test_architecture_probes_keep_their_own_recipe_key():
+    """A row of an architecture probe must not replace the row of the same TrainConfig without it."""
+    base = {"backbone": "tiny-dit", "variant": "baseline", "recipe": {"lr": 2e-3}}
+    wide = {**base, "recipe": {"lr": 2e-3, "embed_kernel": 4}}
+    assert len(R.merged([base], [wide])) == 2

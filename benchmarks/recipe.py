@@ -123,6 +123,7 @@ def widened_embedding(kernel: int):
 def trained_widened(run, cfg):
     """A run trained under `widened_embedding`: its starting point, widened, with the run's weights (EMA)."""
     from safetensors.torch import load_file
+
     from framer_nb.train import starting_point
     bb = starting_point(cfg, run.path.parent.parent.parent, progress=False)
     bb.grow_lr_channels()

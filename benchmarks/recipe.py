@@ -56,6 +56,8 @@ PROBES: dict[str, dict] = {
     # (1 + step) / (10 + step), so any decay >= 0.99 is 0.99 at 900 steps), the optimiser's constraints, and
     # the LR context of a token (the SD3 patch embedding reads 2 x 2 of the 16 x 16 positions)
     "no EMA": {"ema_decay": 0.0},
+    "EMA 0.995": {"ema_decay": 0.995},
+    "EMA 0.998": {"ema_decay": 0.998},
     "no weight decay or clipping": {"weight_decay": 0.0, "grad_clip": 100.0},
     # `embed_kernel` is not a TrainConfig field: the DiT's patch embedding widened from 2 x 2 to 4 x 4 (stride 2,
     # padding 1) with zero-initialised taps, so each token reads the 4 x 4 positions that a 3 x 3 filter at its

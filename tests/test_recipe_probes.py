@@ -49,3 +49,12 @@ def test_architecture_probes_keep_their_own_recipe_key():
     base = {"backbone": "tiny-dit", "variant": "baseline", "recipe": {"lr": 2e-3}}
     wide = {**base, "recipe": {"lr": 2e-3, "embed_kernel": 4}}
     assert len(R.merged([base], [wide])) == 2
+
+
+def test_ema_decay_is_capped_by_the_step_count():
+    """docs/method.md §5: at step 900 every ema_decay from 0.99 up is 0.990 (diffusers' EMAModel)."""
+    from diffusers.training_utils import EMAModel
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    decays = {d: EMAModel(params, decay=d).get_decay(900) for d in (0.99, 0.995, 0.999)}
+    assert decays[0.995] == decays[0.999] == 900 / 909 and abs(decays[0.99] - 900 / 909) < 2e-4
+    assert EMAModel(params, decay=0.9).get_decay(900) == 0.9  # below the cap the decay is the one asked for

@@ -84,10 +84,18 @@ def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "
         bb, _ = load_trained(run, backbone)
     return {"backbone": backbone, "variant": variant, "probe": name, "overrides": overrides,
             # every row records its knobs, so rows stay comparable as defaults change
-            "recipe": {**recipe(cfg, fcfg), **arch},
+            "recipe": row_recipe(cfg, fcfg, overrides),
             "train_s": run.done_record()["wall_s"],  # the run's own training time, also when it was already trained
             "sr_steps": cfg.sr_steps, **validation_gain(bb, 10),
             "git_commit": provenance()["git_commit"]}
+
+
+def row_recipe(cfg, fcfg, overrides: dict) -> dict:
+    """The recipe a probe row records: `framer_nb.config.recipe`'s knobs plus every other knob the probe sets (an
+    optimiser setting, an architecture key), so that its row keeps its own key beside the current recipe's."""
+    knobs = recipe(cfg, fcfg)
+    extra = {k: (getattr(cfg, k) if k not in ARCHITECTURE else v) for k, v in overrides.items() if k != "framer"}
+    return {**knobs, **{k: v for k, v in extra.items() if k not in knobs}}
 
 
 def widen(conv: torch.nn.Conv2d, kernel: int) -> torch.nn.Conv2d:

@@ -117,7 +117,9 @@ def _recipe(path: Path | None) -> str:
         current=df["current"].map({True: "**yes**", False: ""}),
         budget=df["over_budget"].map({True: "over", False: ""}))
     return ("**Recipe probes** (`benchmarks/recipe.py`, seed 0, PSNR gain over bicubic in dB on the validation "
-            "photos, never the test set; `current` marks today's `small` recipe; `over` marks rows that train on "
+            "photos, never the test set; `current` marks today's `small` recipe; `–` marks a knob that does not "
+            "apply, or one that only other rows' probes set (there: the default, the stock architecture); `over` "
+            "marks rows that train on "
             f"more samples than its {train.sr_steps} steps of batch {train.batch_size}, the profile's training "
             "budget)\n\n" + _markdown(table) + "\n\n" + "\n".join(lines))
 
@@ -148,7 +150,8 @@ def _linear(path: Path | None, one_step: Path) -> str:
 def _departure(recipes: list[dict], best, group: pd.DataFrame, varying: list[str]) -> str:
     """The knobs where row `best` departs from the current recipe of its group."""
     now = recipes[group.index[group["current"]][0]]
-    return ", ".join(f"{k} {recipes[best][k]}" for k in varying if recipes[best][k] != now[k])
+    # a knob only some probes record (ema_decay, embed_kernel) is absent from the other rows: the default there
+    return ", ".join(f"{k} {recipes[best].get(k)}" for k in varying if recipes[best].get(k) != now.get(k))
 
 
 def _verdicts(path: Path, title: str) -> str:

@@ -58,3 +58,18 @@ def test_ema_decay_is_capped_by_the_step_count():
     decays = {d: EMAModel(params, decay=d).get_decay(900) for d in (0.99, 0.995, 0.999)}
     assert decays[0.995] == decays[0.999] == 900 / 909 and abs(decays[0.99] - 900 / 909) < 2e-4
     assert EMAModel(params, decay=0.9).get_decay(900) == 0.9  # below the cap the decay is the one asked for
+
+
+def test_probe_rows_record_every_knob_they_set():
+    """A probe of a knob that framer_nb.config.recipe does not list must not share the current recipe's key."""
+    from framer_nb.config import profile, recipe, variant, with_overrides
+    train = profile("small").train
+    cfg = with_overrides(train, ema_decay=0.0)
+    now = recipe(train, variant("baseline"))
+    assert "ema_decay" not in now  # else this test does not test the extra knobs
+    row = R.row_recipe(cfg, variant("baseline"), {"ema_decay": 0.0})
+    assert row == {**now, "ema_decay": 0.0}
+    assert R.row_recipe(train, variant("baseline"), {"embed_kernel": 4}) == {**now, "embed_kernel": 4}
+    assert R.row_recipe(with_overrides(train, lr=1e-3), variant("baseline"), {"lr": 1e-3})["lr"] == 1e-3
+    rows = [{"backbone": "tiny-dit", "variant": "baseline", "recipe": r} for r in (now, row)]
+    assert len(R.merged(rows[:1], rows[1:])) == 2

@@ -84,7 +84,7 @@ def inspect(page) -> dict:
 def slider_latency(page, index: int, moves: int) -> list[float]:
     """Move the index-th slider of the explorer by one step `moves` times; seconds until the figure changes."""
     handle = page.locator(".jupyter-widgets .noUi-handle").nth(index)
-    widget_img = page.locator(".jupyter-widgets.jp-OutputArea img, .widget-output img").last
+    widget_img = page.locator("img.widget-image, .jupyter-widgets.jp-OutputArea img, .widget-output img").last
     times = []
     for k in range(moves):
         before = widget_img.get_attribute("src")

@@ -8,6 +8,7 @@ redraws, and moving the timestep runs one forward pass of a tiny model.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
@@ -135,13 +136,16 @@ class Explorer:
             "t": W.SelectionSlider(options=TIMESTEPS, value=s["t"], description="timestep", continuous_update=False),
             "layer": W.IntSlider(min=0, max=s["n_layers"] - 1, value=s["layer"], description="layer"),
         }
-        self._out = W.Output()
+        # the figure goes into an Image widget as PNG bytes, not into an Output widget: papermill's nbclient mimics
+        # a front end for Output widgets, sending comm messages on the shell channel while it waits for the cell's
+        # reply there, and that reply can then be missed until the cell timeout (jupyter/nbclient#312)
+        self._img = W.Image(format="png")
         self._redraw()
         for name, w in self.controls.items():
             w.observe(lambda change, name=name: self._on_widget(name, change["new"]), names="value")
         c = self.controls
         return W.VBox([W.HBox([c["backbone"], c["space"], c["mask"], c["image"]]), W.HBox([c["t"], c["layer"]]),
-                       self._out])
+                       self._img])
 
     def _on_widget(self, name: str, value) -> None:
         if getattr(self, "_syncing", False) or self.state.get(name) == value:
@@ -160,7 +164,7 @@ class Explorer:
                     w.value = self.state[name]
         finally:
             self._syncing = False
-        if hasattr(self, "_out"):
+        if hasattr(self, "_img"):
             self._redraw()
 
     def figure(self):
@@ -175,11 +179,9 @@ class Explorer:
         return fig
 
     def _redraw(self) -> None:
-        from IPython.display import display
-        fig = self.figure()
-        self._out.clear_output(wait=True)
-        with self._out:
-            display(fig)
+        buf = io.BytesIO()
+        self.figure().savefig(buf, format="png", bbox_inches="tight")
+        self._img.value = buf.getvalue()
 
 
 def _layout(fig) -> dict:

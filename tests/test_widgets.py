@@ -80,3 +80,22 @@ def test_the_widget_figure_is_updated_in_place_and_shows_the_state():
     for want, got in zip(ex.layer_images().values(), shown):
         assert np.array_equal(np.asarray(got), want)
     assert np.allclose(artists["hf"].get_ydata(), ex.state["hf_curve"])
+
+
+def test_the_widget_shows_the_figure_as_png_without_an_output_widget():
+    """An Output widget makes papermill's nbclient send on the shell channel while it waits there for the cell's
+    reply, which it can then miss until the cell timeout (jupyter/nbclient#312): the explorer uses an Image."""
+    import ipywidgets as W
+    images = observation_images(profile("smoke"), size=64)
+    dit = B.build("tiny-dit", num_layers=3, attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16)
+    ex = Explorer({"dit": model_from(dit, images)}, images["names"])
+    box = ex.ui()
+
+    def leaves(w):
+        return [x for c in getattr(w, "children", ()) for x in leaves(c)] or [w]
+    assert not any(isinstance(w, W.Output) for w in leaves(box))
+    (img,) = [w for w in leaves(box) if isinstance(w, W.Image)]
+    first = img.value
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    ex.controls["layer"].value = 2
+    assert img.value[:8] == b"\x89PNG\r\n\x1a\n" and img.value != first  # the move redrew it

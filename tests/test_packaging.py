@@ -85,3 +85,15 @@ def test_code_and_notebooks_pass_ruff():
     out = subprocess.run([sys.executable, "-m", "ruff", "check", "framer_nb", "tests", "benchmarks", "notebooks"],
                          cwd=root, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_bitsandbytes_import_warning_is_silenced_unless_the_user_set_its_level():
+    """On CPUs with AVX512-BF16 bitsandbytes (via pyiqa) warns at import about an optional kernel; it must not be
+    the first line of a CLI error (test_faults) or a stderr output in the notebooks."""
+    code = ("import logging, sys; {pre}import framer_nb; "
+            "sys.stdout.write(str(logging.getLogger('bitsandbytes').getEffectiveLevel()))")
+    quiet = subprocess.run([sys.executable, "-c", code.format(pre="")], capture_output=True, text=True, check=True)
+    assert int(quiet.stdout) == 40  # logging.ERROR
+    kept = subprocess.run([sys.executable, "-c", code.format(pre="logging.getLogger('bitsandbytes').setLevel(10); ")],
+                          capture_output=True, text=True, check=True)
+    assert int(kept.stdout) == 10

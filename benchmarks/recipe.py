@@ -17,8 +17,6 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 from framer_nb.config import profile, recipe, recorded_recipe, with_overrides
 from framer_nb.pipeline import parallel
 from framer_nb.provenance import provenance
@@ -53,7 +51,7 @@ PROBES: dict[str, dict] = {
     "frozen lens head": {"framer": {"head_grad": False}},
     "trained lens head": {"framer": {"head_grad": True}},
     # why does the DiT learn slower than the U-Net? the EMA (diffusers' EMAModel caps the decay at
-    # (1 + step) / (10 + step), so any decay >= 0.99 is 0.99 at 900 steps), the optimiser's constraints, and
+    # (1 + step) / (10 + step), so any decay >= 0.99 is about 0.990 at 900 steps), the optimiser's constraints, and
     # the LR context of a token (the SD3 patch embedding reads 2 x 2 of the 16 x 16 positions)
     "no EMA": {"ema_decay": 0.0},
     "EMA 0.995": {"ema_decay": 0.995},
@@ -98,24 +96,10 @@ def row_recipe(cfg, fcfg, overrides: dict) -> dict:
     return {**knobs, **{k: v for k, v in extra.items() if k not in knobs}}
 
 
-def widen(conv: torch.nn.Conv2d, kernel: int) -> torch.nn.Conv2d:
-    """`conv` (kernel = stride) with a `kernel` x `kernel` window centred on its own; the new taps are zero."""
-    k0 = conv.kernel_size[0]
-    pad = (kernel - k0) // 2
-    if kernel <= k0 or (kernel - k0) % 2:
-        raise ValueError(f"can widen a {k0} x {k0} kernel by an even amount only, got {kernel}")
-    new = torch.nn.Conv2d(conv.in_channels, conv.out_channels, kernel, conv.stride, pad, bias=conv.bias is not None)
-    with torch.no_grad():
-        new.weight.zero_()
-        new.weight[:, :, pad:pad + k0, pad:pad + k0] = conv.weight
-        if conv.bias is not None:
-            new.bias.copy_(conv.bias)
-    return new
-
-
 @contextmanager
 def widened_embedding(kernel: int):
     """Backbones grow their LR channels into an input convolution widened to `kernel` x `kernel`."""
+    from framer_nb.adapters import widen
     from framer_nb.backbones import Backbone
     grow = Backbone.grow_lr_channels
 

@@ -156,11 +156,26 @@ def scheduler_config(path: str | Path) -> dict | None:
 
 def zero_lr_channels(conv: nn.Conv2d, extra: int) -> nn.Conv2d:
     """A copy of `conv` with `extra` more input channels whose weights are zero (same output at step 0)."""
-    new = nn.Conv2d(conv.in_channels + extra, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+    return _zero_extended(conv, conv.in_channels + extra, conv.kernel_size[0], conv.padding[0])
+
+
+def widen(conv: nn.Conv2d, kernel: int) -> nn.Conv2d:
+    """A copy of `conv` (kernel = stride, as a patch embedding) whose window grows to `kernel` x `kernel`, centred
+    on its own, with zero weights on the new taps: the same output at step 0, more context per output position."""
+    k0 = conv.kernel_size[0]
+    if kernel <= k0 or (kernel - k0) % 2:
+        raise ValueError(f"can widen a {k0} x {k0} kernel by an even amount only, got {kernel}")
+    return _zero_extended(conv, conv.in_channels, kernel, conv.padding[0] + (kernel - k0) // 2)
+
+
+def _zero_extended(conv: nn.Conv2d, in_channels: int, kernel: int, padding: int) -> nn.Conv2d:
+    """`conv` with more input channels and/or a larger centred window; its weights in place, the rest zero."""
+    new = nn.Conv2d(in_channels, conv.out_channels, kernel, conv.stride, padding,
                     bias=conv.bias is not None).to(conv.weight.device, conv.weight.dtype)
+    k0, off = conv.kernel_size[0], (kernel - conv.kernel_size[0]) // 2
     with torch.no_grad():
         new.weight.zero_()
-        new.weight[:, : conv.in_channels] = conv.weight
+        new.weight[:, : conv.in_channels, off:off + k0, off:off + k0] = conv.weight
         if conv.bias is not None:
             new.bias.copy_(conv.bias)
     return new

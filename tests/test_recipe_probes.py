@@ -1,4 +1,4 @@
-"""benchmarks/recipe.py: the widened patch embedding probe keeps the prior's function at step 0."""
+"""benchmarks/recipe.py: the widened patch embedding keeps the prior's function at step 0; probe rows keep their knobs."""
 
 import importlib.util
 from pathlib import Path
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import framer_nb.backbones as B
+from framer_nb.adapters import widen
 
 _spec = importlib.util.spec_from_file_location("recipe", Path(__file__).parents[1] / "benchmarks" / "recipe.py")
 R = importlib.util.module_from_spec(_spec)
@@ -20,7 +21,7 @@ def test_widened_embedding_is_the_same_function_at_step_0():
     wide = B.build("tiny-dit", seed=0)
     wide.grow_lr_channels()
     wide.model.load_state_dict(stock.model.state_dict())
-    wide.adapter.set_input_conv(wide.model, R.widen(wide.adapter.get_input_conv(wide.model), 4))
+    wide.adapter.set_input_conv(wide.model, widen(wide.adapter.get_input_conv(wide.model), 4))
     conv = wide.adapter.get_input_conv(wide.model)
     assert conv.kernel_size == (4, 4) and conv.stride == (2, 2) and conv.padding == (1, 1)
     x, lr, t = torch.randn(2, 48, 16, 16), torch.randn(2, 48, 16, 16), torch.full((2,), 500.0)
@@ -41,7 +42,7 @@ def test_widened_embedding_grows_wide_and_restores():
 
 def test_widen_rejects_odd_growth():
     with pytest.raises(ValueError, match="even amount"):
-        R.widen(torch.nn.Conv2d(4, 8, 2, 2), 3)
+        widen(torch.nn.Conv2d(4, 8, 2, 2), 3)
 
 
 def test_architecture_probes_keep_their_own_recipe_key():

@@ -61,6 +61,10 @@ PROBES: dict[str, dict] = {
     # padding 1) with zero-initialised taps, so each token reads the 4 x 4 positions that a 3 x 3 filter at its
     # own 2 x 2 needs (benchmarks/linear_bound.py); same function at step 0, as for the LR channels
     "overlapping patch embedding": {"embed_kernel": 4},
+    # the LR condition's detail channels (Backbone.lr_detail: gain on LR minus its Gaussian blur, sigma 4 px)
+    "no LR detail": {"lr_detail": 0.0},
+    "LR detail x4": {"lr_detail": 4.0},
+    "LR detail x64": {"lr_detail": 64.0},
 }
 ARCHITECTURE = ("embed_kernel",)  # probe keys that change the backbone, not the TrainConfig
 

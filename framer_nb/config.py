@@ -92,6 +92,7 @@ class TrainConfig:
     degradation: str = "bicubic"  # bicubic (classic x4) | a preset in data/degradations/ (light, realesrgan_x4plus)
     target: str = "residual"  # residual: diffuse HR - upsampled LR (SRDiff-style) | image: diffuse HR itself
     residual_scale: float = 4.0  # residual target only: x0 = scale * (HR - LR) in model space (see docs/method.md)
+    lr_detail: float = 16.0  # > 0: the LR condition also carries lr_detail * (LR - blur(LR)) (pixel spaces; 0: the LR alone)
     loss_space: str = "x0"  # x0: clean-signal MSE (released code's preconditioning) | native: plain v / eps MSE
     time_bias: float = 8.0  # > 1: SR-stage training times drawn nearer to noise (diffusion.sample_time); sampler unchanged
     batch_size: int = 16
@@ -126,7 +127,7 @@ class TrainConfig:
         later is left out while it holds the value that was implicit before it existed, so earlier runs keep
         their folders."""
         skip = ("log_every", "diag_every", "ckpt_every", "num_workers")
-        added = {"cache_pairs": 0}
+        added = {"cache_pairs": 0, "lr_detail": 0.0}
         return {k: v for k, v in dataclasses.asdict(self).items()
                 if k not in skip and not (k in added and v == added[k])}
 
@@ -153,6 +154,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
         if self.time_bias <= 0:
             raise ValueError(f"TrainConfig.time_bias must be > 0, got {self.time_bias}")
+        if self.lr_detail < 0:
+            raise ValueError(f"TrainConfig.lr_detail must be >= 0, got {self.lr_detail}")
         if self.cache_pairs < 0:
             raise ValueError(f"TrainConfig.cache_pairs must be >= 0, got {self.cache_pairs}")
         if self.num_workers < 0:
@@ -201,7 +204,8 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(backbone="sd35-medium", image_size=512, batch_size=32, prior="none", sr_steps=20000,
                           lr=5e-5, mixed_precision="fp16", degradation="realesrgan_x4plus", grad_checkpointing=True,
                           sample_steps=40, ckpt_every=10000, target="image", lr_schedule="constant", ema_decay=0.0,
-                          crop_scale=(1.0, 1.0), time_bias=1.0),  # the objective's own time sampling, as the paper
+                          crop_scale=(1.0, 1.0), time_bias=1.0,  # the objective's own time sampling, as the paper
+                          lr_detail=0.0),  # latents: the LR latents alone, as the released code
         backbones=("sd35-medium", "sd2-base"), seeds=(0,), ablation_seeds=(0,), n_test=100, test_size=512,
         second_task=None,
     ),
@@ -230,12 +234,12 @@ def with_pipeline(p: Profile, path: str) -> Profile:
     backbone = "sd35-medium" if "transformer" in parts else "sd2-base" if "unet" in parts else None
     if backbone is None:
         raise ValueError(f"{index}: neither a transformer nor a unet; not an SD3 or SD2 pipeline")
-    train = replace(p.train, backbone=backbone, pretrained=str(path), target="image", prior="none")
+    train = replace(p.train, backbone=backbone, pretrained=str(path), target="image", prior="none", lr_detail=0.0)
     return replace(p, train=train, backbones=(backbone,))
 
 
 # the knobs that benchmarks/recipe.py varies on the validation photos, and the residual scale of the prior they start from
-RECIPE_KNOBS = ("prior", "residual_scale", "lr_schedule", "time_bias", "lr", "sr_steps", "batch_size")
+RECIPE_KNOBS = ("prior", "residual_scale", "lr_schedule", "time_bias", "lr", "sr_steps", "batch_size", "lr_detail")
 LEGACY_BATCH_SIZE = 16  # the small profile's SR batch, fixed before probes recorded it
 
 
@@ -260,12 +264,13 @@ def head_grad_applies(fcfg: FramerConfig, backbone: str) -> bool:
 
 def recorded_recipe(row_recipe: dict, variant_name: str, backbone: str) -> dict:
     """A recipe as recorded by a probe of a variant. Rows from before a knob was recorded ran at what was then
-    fixed: batch 16, the scale-1 priors, and a FRAMER term that trained the shared head (`head_grad` is None where
-    it does not apply)."""
+    fixed: batch 16, the scale-1 priors, no LR detail channels, and a FRAMER term that trained the shared head
+    (`head_grad` is None where it does not apply)."""
     from .priors import LEGACY_RESIDUAL_SCALE
     legacy = LEGACY_RESIDUAL_SCALE if row_recipe.get("prior") == "shipped" else None
     applies = head_grad_applies(variant(variant_name), backbone)
     return {**row_recipe, "batch_size": row_recipe.get("batch_size", LEGACY_BATCH_SIZE),
+            "lr_detail": row_recipe.get("lr_detail", 0.0),
             "prior_scale": row_recipe.get("prior_scale", legacy),
             "head_grad": row_recipe.get("head_grad", True) if applies else None}
 

@@ -265,6 +265,7 @@ def starting_point(cfg: TrainConfig, runs: str | Path, progress: bool = True) ->
     else:
         bb = B.build(cfg.backbone, seed=cfg.seed)
     bb.residual_scale = cfg.residual_scale if cfg.target == "residual" else 0.0
+    bb.lr_detail = 0.0 if bb.spec.latent else cfg.lr_detail  # detail channels are pixel-space channels
     return bb
 
 
@@ -280,6 +281,8 @@ def load_trained(run: str | Path | Run, backbone: str) -> tuple[B.Backbone, torc
         bb.space, bb.context, bb.objective = base.space, base.context, base.objective
     if config.get("target") == "residual":
         bb.residual_scale = float(config.get("residual_scale", 1.0))
+    if not B.spec(backbone).latent:  # runs from before lr_detail existed had none
+        bb.lr_detail = float(config.get("lr_detail", 0.0))
     heads = None
     if run.heads_file.exists():
         heads = bb.make_heads()

@@ -144,6 +144,48 @@ def test_grown_lr_channels_keep_prior_behaviour(name):
         bb.predict(x, t)
 
 
+def test_lr_condition_adds_the_lr_detail_in_pixels():
+    space = PixelSpace(4)
+    flat = space.encode(torch.full((2, 3, 64, 64), 0.3))
+    assert B.lr_condition(space, flat, 0.0) is flat  # gain 0: the LR alone
+    cond = B.lr_condition(space, flat, 16.0)
+    assert cond.shape == (2, 96, 16, 16) and torch.equal(cond[:, :48], flat)
+    assert cond[:, 48:].abs().max() < 1e-5  # a flat image has no detail
+    g = torch.Generator().manual_seed(0)
+    px = torch.rand(1, 3, 64, 64, generator=g) * 2 - 1
+    detail = space.decode(B.lr_condition(space, space.encode(px), 16.0)[:, 48:]) / 16.0
+    blurred = px - detail  # what the detail leaves is smooth: a much smaller pixel-to-pixel difference
+    assert blurred.diff(dim=-1).abs().mean() < 0.1 * px.diff(dim=-1).abs().mean()
+    assert torch.allclose(B.lr_condition(space, space.encode(px), 4.0)[:, 48:] * 4,
+                          B.lr_condition(space, space.encode(px), 16.0)[:, 48:], atol=1e-5)
+    with pytest.raises(ValueError, match="larger than 12 px"):
+        B.lr_condition(space, space.encode(torch.rand(1, 3, 12, 12)), 16.0)
+
+
+def test_lr_detail_channels_grow_zero_initialised_and_must_match():
+    bb = B.build("tiny-dit", **SMALL_DIT)
+    x, t, _ = _inputs(bb)
+    with torch.no_grad():
+        before = bb.predict(x, t)
+        bb.lr_detail = 16.0
+        bb.grow_lr_channels()
+        after = bb.predict(x, t, torch.randn_like(x))
+    assert bb.lr_channels == 96 and bb.model.config.in_channels == 144
+    assert torch.allclose(before, after, atol=1e-6)
+    bb.lr_detail = 0.0  # a condition of another width than the channels grown for it: named, not a shape error
+    with pytest.raises(ValueError, match="96 LR channels, but its LR condition"):
+        bb.predict(x, t, torch.randn_like(x))
+
+
+def test_lr_detail_needs_a_pixel_space():
+    from diffusers import AutoencoderKL
+
+    from framer_nb.spaces import VAESpace
+    vae = AutoencoderKL(block_out_channels=(8,), latent_channels=4, norm_num_groups=8)
+    with pytest.raises(ValueError, match="need a pixel space"):
+        B.lr_condition(VAESpace(vae), torch.zeros(1, 4, 8, 8), 16.0)
+
+
 @pytest.mark.parametrize("name", ["tiny-dit", "tiny-unet"])
 def test_one_training_step_on_cpu(name):
     bb = B.build(name, **(SMALL_DIT if name == "tiny-dit" else {}))

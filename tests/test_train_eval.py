@@ -35,7 +35,7 @@ def test_train_resume_evaluate_round_trip(tmp_path, backbone):
     assert full.heads_file.exists() == (backbone == "tiny-unet")  # heads never inside the model
 
     bb, heads = T.load_trained(full, backbone)
-    assert bb.lr_channels == 48 and bb.residual_scale == cfg.residual_scale == 4.0
+    assert bb.lr_channels == 96 and bb.residual_scale == cfg.residual_scale == 4.0 and bb.lr_detail == 16.0
     assert (heads is not None) == (backbone == "tiny-unet")
     test = E.make_test_set(2, 64, "bicubic")
     df = E.evaluate_run(bb, test, tmp_path / "eval", {"backbone": backbone}, steps=2, seed=0, tile=64)
@@ -102,6 +102,9 @@ def test_residual_round_trip_and_run_keys(monkeypatch, tmp_path):
     before = T.sr_run(cfg, "framer", tmp_path)
     assert T.sr_run(TrainConfig(image_size=16, residual_scale=2.0), "framer", tmp_path) != before
     assert T.sr_run(TrainConfig(image_size=16, log_every=3, num_workers=2), "framer", tmp_path) == before  # not these
+    # lr_detail joined the key later: at 0 (what runs before it had) it is left out, so their folders stay theirs
+    assert "lr_detail" in cfg.key() and "lr_detail" not in TrainConfig(image_size=16, lr_detail=0.0).key()
+    assert T.sr_run(TrainConfig(image_size=16, lr_detail=4.0), "framer", tmp_path) != before
     spec = B.REGISTRY["tiny-dit"]
     monkeypatch.setitem(B.REGISTRY, "tiny-dit", dataclasses.replace(spec, objective=B.Objective("flow")))
     assert T.sr_run(cfg, "framer", tmp_path) != before

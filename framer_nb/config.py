@@ -192,7 +192,8 @@ PROFILES: dict[str, Profile] = {
         n_test=2, test_size=96, n_observe=8, observe_size=64, second_task=None,
     ),
     # 44 to 83 minutes on two CPU cores (d7e118d on an Intel Xeon, 0dc160f on an AMD EPYC; budget 90), 56 minutes at
-    # 4247a64 (LR detail channels, the Xeon on a slower day): 22 runs of 900 steps, 12 main and 10 ablations. One ablation seed here (a second adds 20 to 40 minutes); `gpu` runs three.
+    # 4247a64 (LR detail channels, the Xeon on a slower day): 22 runs of 900 steps, 12 main and 10 ablations.
+    # One ablation seed here (a second adds 20 to 40 minutes); `gpu` runs three.
     "small": Profile(name="small", train=TrainConfig(), ablation_seeds=(0,), second_task=None, budget_min=90.0),
     "gpu": Profile(
         name="gpu",

@@ -22,24 +22,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torchvision.transforms import functional as TF
+from recipe import trained_widened  # benchmarks/recipe.py
 
 from framer_nb import backbones as B
+from framer_nb.backbones import gaussian_blur as blur
 from framer_nb.config import profile, with_overrides
 from framer_nb.evaluate import validation_gain
 from framer_nb.provenance import provenance
-from framer_nb.train import load_trained, starting_point, train_sr
-
-
-def blur(px: torch.Tensor, sigma: float) -> torch.Tensor:
-    k = 2 * math.ceil(3 * sigma) + 1
-    return TF.gaussian_blur(px, [k, k], [sigma, sigma])
+from framer_nb.train import load_trained, train_sr
 
 
 def transform(kind: str):
@@ -105,14 +100,8 @@ def probe(kind: str, backbone: str, steps: int, runs: Path) -> dict:
     t0 = time.time()
     with conditioned(kind, int(w or 0)):
         run = train_sr(cfg, "baseline", folder, progress=False)
-        if w:  # a widened embedding is not in the saved config: rebuild it and load the weights
-            from safetensors.torch import load_file
-            bb = starting_point(cfg, folder, progress=False)
-            bb.grow_lr_channels()
-            (weights,) = run.model_dir.glob("*.safetensors")
-            bb.model.load_state_dict(load_file(str(weights)))
-        else:
-            bb, _ = load_trained(run, backbone)
+        # a widened embedding is not in the saved config: rebuilt, with the run's weights
+        bb = trained_widened(run, cfg) if w else load_trained(run, backbone)[0]
         gains = validation_gain(bb, 10)
     return {"kind": kind + (f"+w{w}" if w else ""), "backbone": backbone, "sr_steps": steps,
             "train_s": run.done_record()["wall_s"], **gains, "s": round(time.time() - t0),

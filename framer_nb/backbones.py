@@ -218,11 +218,16 @@ def lr_condition(space: PixelSpace | VAESpace, lr: Tensor, detail: float) -> Ten
         raise ValueError(f"LR detail channels need a pixel space (the tiny models), not {space.describe()}: "
                          "set lr_detail to 0 for latent pipelines")
     px = space.decode(lr)
-    k = 2 * math.ceil(3 * DETAIL_SIGMA) + 1
+    return torch.cat([lr, space.encode(detail * (px - gaussian_blur(px, DETAIL_SIGMA)))], dim=1)
+
+
+def gaussian_blur(px: Tensor, sigma: float) -> Tensor:
+    """Images [..., C, H, W] blurred by a Gaussian of `sigma` px (reflect-padded, kernel out to 3 sigma)."""
+    k = 2 * math.ceil(3 * sigma) + 1
     if min(px.shape[-2:]) <= k // 2:
-        raise ValueError(f"LR detail channels need images larger than {k // 2} px, got {tuple(px.shape[-2:])}")
-    blur = TF.gaussian_blur(px, [k, k], [DETAIL_SIGMA, DETAIL_SIGMA])
-    return torch.cat([lr, space.encode(detail * (px - blur))], dim=1)
+        raise ValueError(f"a Gaussian blur of sigma {sigma} needs images larger than {k // 2} px, "
+                         f"got {tuple(px.shape[-2:])}")
+    return TF.gaussian_blur(px, [k, k], [sigma, sigma])
 
 
 def sr_target(hr: Tensor, lr: Tensor, residual_scale: float) -> Tensor:

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -160,6 +161,14 @@ def test_lr_condition_adds_the_lr_detail_in_pixels():
                           B.lr_condition(space, space.encode(px), 16.0)[:, 48:], atol=1e-5)
     with pytest.raises(ValueError, match="larger than 12 px"):
         B.lr_condition(space, space.encode(torch.rand(1, 3, 12, 12)), 16.0)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.5, 4.0])
+def test_separable_gaussian_blur_equals_torchvisions_2d_blur(sigma):
+    from torchvision.transforms import functional as TF
+    px = torch.rand(2, 3, 40, 52, generator=torch.Generator().manual_seed(1))
+    k = 2 * math.ceil(3 * sigma) + 1
+    assert torch.allclose(B.gaussian_blur(px, sigma), TF.gaussian_blur(px, [k, k], [sigma, sigma]), atol=1e-6)
 
 
 def test_lr_detail_channels_grow_zero_initialised_and_must_match():

@@ -92,10 +92,9 @@ def filter_as_base(conv: torch.nn.Conv2d):
 
 def skip_probe(backbone: str, kernel: int, runs: str) -> dict:
     """Fine-tune `backbone` (baseline, seed 0, the small recipe) with the fitted filter as the residual's base."""
-    from framer_nb.config import with_overrides
     from framer_nb.evaluate import validation_gain
     from framer_nb.train import load_trained, train_sr
-    cfg = with_overrides(profile("small").train, backbone=backbone, seed=0)
+    cfg = profile("small").train_for(backbone, seed=0)
     if cfg.target != "residual":
         raise ValueError("the skip probe needs the residual target")
     with filter_as_base(fit_filter(kernel)):

@@ -17,7 +17,7 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from framer_nb.config import profile, recipe, recorded_recipe, with_overrides
+from framer_nb.config import profile, recipe, recorded_recipe
 from framer_nb.pipeline import parallel
 from framer_nb.provenance import provenance
 
@@ -29,9 +29,12 @@ PROBES: dict[str, dict] = {
     "no time bias": {"time_bias": 1.0},
     "time bias 8": {"time_bias": 8.0},
     "time bias 16": {"time_bias": 16.0},
+    "time bias 32": {"time_bias": 32.0},
+    "time bias 64": {"time_bias": 64.0},
     "lr 3e-3": {"lr": 3e-3},
     "lr 4e-3": {"lr": 4e-3},
     "sr_steps 1000": {"sr_steps": 1000},
+    "sr_steps 1350": {"sr_steps": 1350},
     # how far the DiT is from its asymptote: twice and three times the profile's steps
     "sr_steps 1800": {"sr_steps": 1800},
     "sr_steps 2700": {"sr_steps": 2700},
@@ -75,7 +78,7 @@ def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "
     from framer_nb.train import load_trained, train_sr
     train_overrides = {k: v for k, v in overrides.items() if k != "framer" and k not in ARCHITECTURE}
     arch = {k: v for k, v in overrides.items() if k in ARCHITECTURE}
-    cfg = with_overrides(profile("small").train, backbone=backbone, seed=0, **train_overrides)
+    cfg = profile("small").train_for(backbone, seed=0, **train_overrides)
     fcfg = dataclasses.replace(variant_config(variant), **overrides.get("framer", {}))
     if arch:  # run keys do not know the architecture change: those runs get their own folder
         with widened_embedding(arch["embed_kernel"]):
@@ -131,10 +134,13 @@ def trained_widened(run, cfg):
 
 
 def merged(old: list[dict], new: list[dict]) -> list[dict]:
-    """`old` rows with the rows of `new` put in place of those with the same backbone, variant and recipe."""
+    """`old` rows with the rows of `new` put in place of those with the same backbone, variant, recipe and tiled
+    sampler (rows scored with an earlier rule stay beside today's)."""
+    from framer_nb.evaluate import LEGACY_TILING
+
     def key(r: dict) -> tuple:
-        return r["backbone"], r["variant"], json.dumps(recorded_recipe(r["recipe"], r["variant"], r["backbone"]),
-                                                       sort_keys=True)
+        return r["backbone"], r["variant"], r.get("tiling", LEGACY_TILING), \
+            json.dumps(recorded_recipe(r["recipe"], r["variant"], r["backbone"]), sort_keys=True)
     fresh = {key(r): r for r in new}
     return [r for r in old if key(r) not in fresh] + new
 

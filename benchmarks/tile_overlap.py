@@ -1,10 +1,10 @@
 """One-step gain over bicubic on the validation crops for several tile overlaps of the tiled sampler.
 
 Test images are super-resolved in overlapping tiles of the training crop (64 px), averaged where they overlap
-(framer_nb.evaluate.tiled; the default overlap is half a tile, a 32-px stride). The tiny DiT's tokens cover
-8 x 8 pixels; a stride that is a multiple of 8 px puts every tile's token grid on the same pixels, a stride of
-an odd number of 4-px model positions averages the two alignments per axis. Scores the seed-0 runs that
-`make reproduce` trained (no training here):
+(framer_nb.evaluate.tiled). The tiny DiT's tokens cover 8 x 8 pixels; a stride that is a multiple of 8 px (such as
+the 32-px stride of half a tile, the rule before framer_nb.evaluate.tile_stride) puts every tile's token grid on
+the same pixels, a stride of an odd number of 4-px model positions (today's rule: 20 px) interleaves them. Scores
+the seed-0 runs of today's small recipe that `make reproduce` trained (no training here):
 
     python benchmarks/tile_overlap.py --runs build/runs   ->  benchmarks/results/tile_overlap.json
 """
@@ -21,23 +21,21 @@ from framer_nb.config import profile
 from framer_nb.evaluate import make_test_set, super_resolve
 from framer_nb.metrics import psnr
 from framer_nb.provenance import provenance
-from framer_nb.runs import Run
-from framer_nb.train import load_trained
+from framer_nb.train import load_trained, sr_run
 
 
 def run_folder(runs: Path, backbone: str, variant: str, seed: int) -> Path:
-    """The one finished run of a backbone, variant and seed under `runs`."""
-    found = [p for p in sorted((runs / backbone / variant).glob(f"seed{seed}-*")) if Run(p).done]
-    if len(found) != 1:
-        raise FileNotFoundError(f"{runs / backbone / variant}: expected one finished seed-{seed} run, found "
-                                f"{len(found)}; run `make reproduce` first")
-    return found[0]
+    """The finished run of the small profile's current recipe for a backbone, variant and seed under `runs`."""
+    run = sr_run(profile("small").train_for(backbone, seed=seed), variant, runs)
+    if not run.done:
+        raise FileNotFoundError(f"{run.path}: no finished run of today's small recipe; run `make reproduce` first")
+    return run.path
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default="build/runs", help="runs folder of a `small` reproduce")
-    ap.add_argument("--overlaps", default="32,36,44,48,52,60", help="comma list of overlaps in pixels (tile 64)")
+    ap.add_argument("--overlaps", default="32,36,44,52,60", help="comma list of overlaps in pixels (tile 64)")
     ap.add_argument("--variants", default="baseline,framer", help="comma list")
     ap.add_argument("--seed", type=int, default=0, help="training seed of the runs scored")
     ap.add_argument("--out", default="benchmarks/results/tile_overlap.json", help="JSON path")

@@ -126,7 +126,7 @@ def _positive(args, *names: str) -> None:
 
 
 def _train_configs(args):
-    from .config import profile, with_overrides
+    from .config import profile
     p = profile(args.profile)
     _positive(args, "steps", "prior_steps", "batch_size", "grad_accum", "image_size", "stop_after", "cache_pairs")
     if getattr(args, "stop_after", None) is not None and args.stop_after < 1:
@@ -148,7 +148,7 @@ def _train_configs(args):
         from .degrade import load_preset
         load_preset(args.degradation)
     try:
-        return p, [with_overrides(p.train, **over, seed=s) for s in seeds]
+        return p, [p.train_for(**over, seed=s) for s in seeds]
     except ValueError as e:
         raise UserError(str(e)) from e
 
@@ -205,7 +205,7 @@ def cmd_evaluate(args) -> int:
                             "with the same options first")
         bb, _ = load_trained(run, cfg.backbone)
         steps = args.sample_steps or cfg.sample_steps
-        out = run.eval_dir(f"{test.key}-{args.protocol}", steps)
+        out = run.eval_dir(E.eval_key(test, args.protocol), steps)
         df = E.evaluate_run(bb, test, out, RunSpec(cfg.backbone, v, cfg.seed, cfg).label, steps, cfg.seed,
                             cfg.image_size, args.protocol)
         means = df.mean(numeric_only=True).drop(labels=["seed"], errors="ignore").dropna()

@@ -209,12 +209,11 @@ def load_priors(p: Profile, runs: str | Path, progress: bool = True) -> dict[str
 
     A shipped prior is observed on the residual scale it learned (its model card's `residual_scale`), which
     may differ from the one SR fine-tuning trains it to (TrainConfig.residual_scale)."""
-    from .config import with_overrides
     from .priors import residual_scale_of, shipped_prior
     from .train import starting_point
     out = {}
     for b in p.backbones:
-        cfg = with_overrides(p.train, backbone=b)
+        cfg = p.train_for(b)
         out[b] = starting_point(cfg, runs, progress)
         if cfg.prior == "shipped" and not cfg.pretrained and out[b].residual:
             out[b].residual_scale = residual_scale_of(shipped_prior(b))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from . import evaluate as E
 from . import train as T
-from .config import ALIASES, Profile, TrainConfig, with_overrides
+from .config import ALIASES, Profile, TrainConfig
 from .runs import Run
 
 
@@ -37,7 +37,7 @@ def run_specs(p: Profile) -> list[RunSpec]:
     specs = []
 
     def add(backbone: str, v: str, seeds, **over):
-        specs.extend(RunSpec(backbone, v, s, with_overrides(p.train, backbone=backbone, seed=s, **over))
+        specs.extend(RunSpec(backbone, v, s, p.train_for(backbone, seed=s, **over))
                      for s in seeds)
     for b in p.backbones:
         for v in p.main_variants:
@@ -122,7 +122,7 @@ def find_spec(p: Profile, backbone: str, variant: str, seed: int, task: str | No
 
 
 def _alias_specs(p: Profile) -> list[RunSpec]:
-    return [RunSpec(p.backbones[0], a, s, with_overrides(p.train, backbone=p.backbones[0], seed=s))
+    return [RunSpec(p.backbones[0], a, s, p.train_for(p.backbones[0], seed=s))
             for a in ALIASES if a in p.ablations for s in p.ablation_seeds]
 
 
@@ -141,7 +141,7 @@ def evaluate_all(p: Profile, runs: str | Path, results: str | Path, protocol: st
         frames.append(_bicubic_rows(test, results, protocol, task))
         mine = [s for s in specs if s.task == task]
         todo = [(s, str(runs), test, steps, protocol) for s in mine
-                if not (run_of(s, runs).eval_dir(f"{test.key}-{protocol}", steps) / "summary.json").exists()]
+                if not (run_of(s, runs).eval_dir(E.eval_key(test, protocol), steps) / "summary.json").exists()]
         parallel(score_run, todo, progress=progress, desc=f"evaluate {task} ({steps} steps)")
         frames += [score_run(s, runs, test, steps, protocol) for s in mine]  # cached: reads the CSVs
     df = pd.concat(frames, ignore_index=True)
@@ -151,7 +151,7 @@ def evaluate_all(p: Profile, runs: str | Path, results: str | Path, protocol: st
 def score_run(s: RunSpec, runs: str | Path, test: E.TestSet, steps: int, protocol: str) -> pd.DataFrame:
     """One run's per-image scores on a test set, computed once and cached in the run folder."""
     run = run_of(s, runs)
-    out = run.eval_dir(f"{test.key}-{protocol}", steps)
+    out = run.eval_dir(E.eval_key(test, protocol), steps)
     if not (out / "summary.json").exists():
         bb, _ = T.load_trained(run, s.backbone)
         E.evaluate_run(bb, test, out, s.label, steps, seed=s.seed, tile=s.train.image_size, protocol=protocol)
@@ -174,7 +174,7 @@ def crops_dir(p: Profile, runs: str | Path, backbone: str, variant: str, seed: i
               steps: int | None = None) -> Path:
     """Where one run's saved SR crops of the main test set are."""
     s = find_spec(p, backbone, variant, seed)
-    return run_of(s, runs).eval_dir(f"{test_set(p).key}-{protocol}", steps or p.train.sample_steps) / "crops"
+    return run_of(s, runs).eval_dir(E.eval_key(test_set(p), protocol), steps or p.train.sample_steps) / "crops"
 
 
 def bicubic_dir(p: Profile, results: str | Path, protocol: str = "offline") -> Path:

@@ -83,17 +83,25 @@ def _recipe(path: Path | None) -> str:
     (how far more training would go) are shown and named, not counted."""
     if path is None or not Path(path).exists():
         return ""
-    from .config import profile, recipe, recorded_recipe, variant, with_overrides
+    from .config import profile, recipe, recorded_recipe, variant
+    from .evaluate import LEGACY_TILING, TILING
     rec = json.loads(Path(path).read_text())
     rows = pd.DataFrame(rec["results"])
+    # rows scored with another rule of the tiled sampler (before evaluate.TILING: tiles half a tile apart) are
+    # not comparable with today's scores: kept in the JSON, left out here
+    tiling = rows["tiling"].fillna(LEGACY_TILING) if "tiling" in rows else pd.Series(LEGACY_TILING, rows.index)
+    earlier = int((tiling != TILING).sum())
+    rows = rows[tiling == TILING].reset_index(drop=True)
+    if rows.empty:
+        return f"**Recipe probes**: none scored with today's tiled sampler yet ({earlier} earlier rows)."
     recipes = [recorded_recipe(r, v, b) for r, v, b in zip(rows["recipe"], rows["variant"], rows["backbone"])]
     knobs = pd.DataFrame(recipes).astype(object)
     knobs = knobs.where(knobs.notna(), "–")  # a knob that does not apply (no prior, no shared head)
-    train = profile("small").train
-    budget = train.sr_steps * train.batch_size
-    rows["current"] = [r == recipe(with_overrides(train, backbone=b), variant(v))
-                       for r, v, b in zip(recipes, rows["variant"], rows["backbone"])]
-    rows["over_budget"] = [r["sr_steps"] * r["batch_size"] > budget for r in recipes]
+    trains = {b: profile("small").train_for(b) for b in rows["backbone"].unique()}
+    rows["current"] = [r == recipe(trains[b], variant(v)) for r, v, b in zip(recipes, rows["variant"], rows["backbone"])]
+    rows["over_budget"] = [r["sr_steps"] * r["batch_size"] > trains[b].sr_steps * trains[b].batch_size
+                           for r, b in zip(recipes, rows["backbone"])]
+    budgets = ", ".join(f"{b} {t.sr_steps} steps of batch {t.batch_size}" for b, t in trains.items())
     varying = [k for k in knobs.columns if knobs[k].nunique() > 1]
     df = pd.concat([rows[["backbone", "variant"]], knobs[varying],
                     rows[["gain_1step", "gain_10step", "train_s", "git_commit", "current", "over_budget"]]],
@@ -120,8 +128,10 @@ def _recipe(path: Path | None) -> str:
             "photos, never the test set; `current` marks today's `small` recipe; `–` marks a knob that does not "
             "apply, or one that only other rows' probes set (there: the default, the stock architecture); `over` "
             "marks rows that train on "
-            f"more samples than its {train.sr_steps} steps of batch {train.batch_size}, the profile's training "
-            "budget)\n\n" + _markdown(table) + "\n\n" + "\n".join(lines))
+            f"more samples than the current recipe of their backbone, the profile's training budget ({budgets}); "
+            f"{earlier} earlier row{'s' * (earlier != 1)}, scored with tiles half a tile apart before "
+            "`framer_nb.evaluate.tile_stride`, kept in the JSON and not shown)\n\n" + _markdown(table) + "\n\n"
+            + "\n".join(lines))
 
 
 def _linear(path: Path | None, one_step: Path) -> str:

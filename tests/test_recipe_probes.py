@@ -52,6 +52,14 @@ def test_architecture_probes_keep_their_own_recipe_key():
     assert len(R.merged([base], [wide])) == 2
 
 
+def test_rows_of_another_tiled_sampler_stay_beside_todays():
+    from framer_nb.evaluate import TILING
+    old = {"backbone": "tiny-dit", "variant": "baseline", "recipe": {"lr": 2e-3}, "gain_1step": 0.5}
+    now = {**old, "tiling": TILING, "gain_1step": 0.6}
+    assert R.merged([old], [now]) == [old, now]
+    assert R.merged([old, now], [{**now, "gain_1step": 0.7}]) == [old, {**now, "gain_1step": 0.7}]
+
+
 def test_ema_decay_is_capped_by_the_step_count():
     """docs/method.md §5: at step 900 every ema_decay from 0.99 up is 0.990 (diffusers' EMAModel)."""
     from diffusers.training_utils import EMAModel

@@ -69,6 +69,13 @@ def test_tiling_covers_and_averages():
     assert torch.allclose(fn(x, torch.zeros(2), None), 2 * x)
 
 
+def test_tile_stride_is_an_odd_third_of_the_tile():
+    # 16 positions (a 64-px crop, unshuffled x4): 5 positions, 20 px; an SD latent tile of 64: 21
+    assert [E.tile_stride(n) for n in (1, 2, 6, 8, 16, 64)] == [1, 1, 1, 3, 5, 21]
+    starts = E.tile_starts(32, 16, 16 - E.tile_stride(16))
+    assert starts == [0, 5, 10, 15, 16]  # 128-px test crops: five tiles a side, neighbours 5 positions apart
+
+
 def test_cli_help_documents_every_option(capsys):
     parser = build_parser()
     for cmd in ("train", "evaluate", "observe", "pretrain", "reproduce"):
@@ -173,8 +180,21 @@ def test_scores_are_keyed_by_run_config_and_test_set(tmp_path):
     assert run.eval_dir(builtin.key, 10) != run.eval_dir(other.key, 10) != run.eval_dir(builtin.key, 1)
 
 
+def test_per_backbone_fields_change_only_their_backbone():
+    import dataclasses
+
+    from framer_nb import pipeline as P
+    from framer_nb.config import profile
+    p = dataclasses.replace(profile("smoke"), per_backbone={"tiny-dit": {"sr_steps": 6}})
+    steps = {(s.backbone, s.train.sr_steps) for s in P.run_specs(p)}
+    assert steps == {("tiny-unet", 4), ("tiny-dit", 6)}
+    assert p.train_for("tiny-dit", sr_steps=None).sr_steps == 6 and p.train_for("tiny-dit", sr_steps=8).sr_steps == 8
+    assert p.train_for("tiny-unet").backbone == "tiny-unet" and p.train_for("tiny-unet").sr_steps == 4
+
+
 def test_runs_are_trained_longest_first(tmp_path, monkeypatch):
-    """train_all hands the pool FRAMER runs before baselines, so that no worker is left with a long run at the end."""
+    """train_all hands the pool the longest runs first (FRAMER before baselines, more steps first), so that no worker
+    is left with a long run at the end."""
     from framer_nb import pipeline as P
     from framer_nb.config import profile
     p = profile("small")
@@ -184,8 +204,9 @@ def test_runs_are_trained_longest_first(tmp_path, monkeypatch):
     P.train_all(p, tmp_path)
     variants = [v for _, v, _ in seen]
     assert len(seen) == len(P.run_specs(p)) and set(variants) >= {"baseline", "framer", "l2"}
-    first_baseline = variants.index("baseline")
-    assert first_baseline > 0 and all(v == "baseline" for v in variants[first_baseline:])
+    costs = [P.expected_cost(P.RunSpec(cfg.backbone, v, cfg.seed, cfg)) for cfg, v, _ in seen]
+    assert costs == sorted(costs, reverse=True) and costs[0] > costs[-1]
+    assert variants[-1] == "baseline" and variants[0] != "baseline"
     specs = {(s.variant, s.seed, s.backbone): P.expected_cost(s) for s in P.run_specs(p)}
     assert specs[("framer", 0, "tiny-dit")] > specs[("baseline", 0, "tiny-dit")]
 

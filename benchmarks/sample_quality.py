@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--variant", default="baseline", help="variant of the probe runs")
     ap.add_argument("--time-biases", default="8,16,32", help="comma list of TrainConfig.time_bias values")
     ap.add_argument("--steps", type=int, default=10, help="sampler steps")
+    ap.add_argument("--sr-steps", type=int, default=900, help="SR training steps of the probe runs (the time-bias "
+                    "probes ran 900 on both backbones)")
     ap.add_argument("--runs", default="build/recipe-runs", help="runs folder of benchmarks/recipe.py")
     ap.add_argument("--out", default="benchmarks/results/sample_quality.json", help="JSON path (rows merged)")
     args = ap.parse_args()
@@ -41,19 +43,23 @@ def main() -> None:
     rows = [{"backbone": "bicubic", "variant": "bicubic", "time_bias": None,
              **bicubic[list(COLUMNS)].mean().round(3).to_dict()}]
     for tb in (float(x) for x in args.time_biases.split(",")):
-        run = sr_run(profile("small").train_for(args.backbone, seed=0, time_bias=tb), args.variant, args.runs)
+        cfg = profile("small").train_for(args.backbone, seed=0, time_bias=tb, sr_steps=args.sr_steps)
+        run = sr_run(cfg, args.variant, args.runs)
         if not run.done:
             raise SystemExit(f"{run.path}: no finished probe run for time bias {tb:g}; run benchmarks/recipe.py "
                              f'--backbones {args.backbone} --variants {args.variant} --probes "time bias {tb:g}" first')
         bb, _ = load_trained(run, args.backbone)
         df, _ = score_table(test.names, super_resolve_set(bb, test, args.steps, 0, 64), test.hr, "offline")
-        rows.append({"backbone": args.backbone, "variant": args.variant, "time_bias": tb, "run": run.path.name,
+        rows.append({"backbone": args.backbone, "variant": args.variant, "time_bias": tb, "sr_steps": cfg.sr_steps,
+                     "run": run.path.name,
                      **df[list(COLUMNS)].mean().round(3).to_dict()})
         print(rows[-1], flush=True)
     out = Path(args.out)
     old = json.loads(out.read_text())["results"] if out.exists() else []
-    fresh = {(r["backbone"], r["variant"], r["time_bias"]) for r in rows}
-    kept = [r for r in old if (r["backbone"], r["variant"], r["time_bias"]) not in fresh]
+    def key(r: dict) -> tuple:
+        return r["backbone"], r["variant"], r["time_bias"], r.get("sr_steps")
+    fresh = {key(r) for r in rows}
+    kept = [r for r in old if key(r) not in fresh]
     out.write_text(json.dumps(provenance(benchmark="sample_quality", split="val", steps=args.steps, tiling=TILING,
                                          higher_better={"psnr": True, "niqe": False, "spec_lf": False,
                                                         "spec_hf": False},

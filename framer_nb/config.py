@@ -201,7 +201,8 @@ PROFILES: dict[str, Profile] = {
         n_test=2, test_size=96, n_observe=8, observe_size=64, second_task=None,
     ),
     # 44 to 83 minutes on two CPU cores (d7e118d on an Intel Xeon, 0dc160f on an AMD EPYC; budget 90), 56 minutes at
-    # 4247a64 (LR detail channels, the Xeon on a slower day): 22 runs of 900 steps, 12 main and 10 ablations.
+    # 4247a64 (LR detail channels, the Xeon on a slower day), 59 minutes at ea98781 (the DiT at 1350 steps, 25 tiles
+    # per test crop): 22 runs, 12 main and 10 ablations.
     # One ablation seed here (a second adds 20 to 40 minutes); `gpu` runs three.
     # The tiny DiT trains 1350 steps: it is short of training samples where the U-Net is not (docs/method.md §5).
     "small": Profile(name="small", train=TrainConfig(), per_backbone={"tiny-dit": {"sr_steps": 1350}},

@@ -163,6 +163,14 @@ def load_checkpoint(path: Path, model, heads, opt, sched, ema: EMAModel | None =
     return int(meta["step"])
 
 
+def checkpoint_seconds(path: Path) -> float:
+    """Training wall time up to a checkpoint, summed over the processes that wrote it (0 if it predates the
+    record). A resumed run's `wall_s` adds its own time to this: the time after the last checkpoint of a killed
+    process is not counted."""
+    with safe_open(str(path), "pt") as f:
+        return float(json.loads(f.metadata()["state"]).get("trained_s", 0.0))
+
+
 # ---------------------------------------------------------------- logging
 
 class CsvLog:
@@ -442,6 +450,7 @@ def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, sto
     ema = EMAModel(bb.model.parameters(), decay=cfg.ema_decay, foreach=True) if cfg.ema_decay else None
     start = load_checkpoint(run.checkpoint, bb.model, heads, opt, sched, ema) \
         if (resume and run.checkpoint.exists()) else 0
+    before = checkpoint_seconds(run.checkpoint) if start else 0.0  # training time of the processes before this one
     runner, opt = acc.prepare(bb.model, opt)
     heads = acc.prepare(heads) if heads is not None else None
     bb.runner = runner
@@ -485,14 +494,14 @@ def _loop(bb, heads, cfg, steps, lr, fcfg, batch_fn, run: Run, seed, resume, sto
         bar.set_postfix(loss=f"{total:.4f}")
         if acc.is_main_process and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == end):
             save_checkpoint(run.checkpoint, acc.unwrap_model(runner), heads and acc.unwrap_model(heads), opt, sched,
-                            step + 1, meta, ema)
+                            step + 1, {**meta, "trained_s": before + time.time() - t_start}, ema)
         if callback and acc.is_main_process and ((step + 1) % callback_every == 0 or step + 1 == steps):
             callback(step + 1, _with_weights(bb, ema))
     bb.runner = None
     if end == steps and ema is not None:
         ema.copy_to(bb.model.parameters())
     if end == steps and acc.is_main_process:
-        _finish(bb, heads and acc.unwrap_model(heads), run, meta, time.time() - t_start, start)
+        _finish(bb, heads and acc.unwrap_model(heads), run, meta, before + time.time() - t_start, start)
     acc.wait_for_everyone()  # other processes read what the main one saved
 
 

@@ -15,12 +15,22 @@ from framer_nb.runs import Run
 TINY = dict(batch_size=2, sr_steps=3, log_every=1, diag_every=1, ckpt_every=1, sample_steps=2)
 
 
+def _set_checkpoint_seconds(path, seconds: float) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    with safe_open(str(path), "pt") as f:
+        state = json.loads(f.metadata()["state"])
+    save_file(load_file(str(path)), str(path), metadata={"state": json.dumps({**state, "trained_s": seconds})})
+
+
 @pytest.mark.parametrize("backbone", ["tiny-dit", "tiny-unet"])
 def test_train_resume_evaluate_round_trip(tmp_path, backbone):
     cfg = TrainConfig(backbone=backbone, **TINY)
     full = T.train_sr(cfg, "framer", tmp_path / "a", progress=False)
     part = T.train_sr(cfg, "framer", tmp_path / "b", progress=False, stop_after=1)  # interrupted after step 1
     assert not part.done and part.checkpoint.exists()
+    assert T.checkpoint_seconds(part.checkpoint) > 0  # the interrupted process's training time
+    _set_checkpoint_seconds(part.checkpoint, 1000.0)  # as if it had trained for 1000 s
     resumed = T.train_sr(cfg, "framer", tmp_path / "b", progress=False)
     a, b = load_file(str(full.checkpoint)), load_file(str(resumed.checkpoint))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -30,6 +40,7 @@ def test_train_resume_evaluate_round_trip(tmp_path, backbone):
     assert log.filter(like="fam_hf_").notna().all().all()
     done = resumed.done_record()
     assert done["variant"] == "framer" and done["resumed_from"] == 1 and "git_commit" in done
+    assert done["wall_s"] > 1000.0  # the processes before the resume count
     assert done["prior"]["kind"] == "shipped" and done["data"] == "builtin:train photos" and done["data_fingerprint"]
     assert (full.model_dir / "config.json").exists()
     assert full.heads_file.exists() == (backbone == "tiny-unet")  # heads never inside the model

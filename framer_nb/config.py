@@ -184,7 +184,6 @@ class Profile:
     second_task: str | None = "light"  # a second degradation for the main table (None: skip)
     budget_min: float | None = None  # wall time `reproduce` should stay within on the profile's machine (None: no budget)
 
-
     def train_for(self, backbone: str, **overrides) -> TrainConfig:
         """The TrainConfig of one backbone: the profile's, its `per_backbone` fields, then `overrides` (None values
         ignored)."""

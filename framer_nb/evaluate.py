@@ -77,6 +77,11 @@ def tile_stride(tile: int) -> int:
     return stride if stride % 2 or stride == 1 else stride - 1
 
 
+def tile_stride_px(tile: int, down: int) -> int:
+    """`tile_stride` in pixels, for a tile of `tile` pixels in a model space `down` times smaller."""
+    return down * tile_stride(tile // down)
+
+
 def eval_key(test: TestSet, protocol: str) -> str:
     """The name part of a run's evaluation folder: the test set's content key, the metric protocol, the tiling."""
     return f"{test.key}-{protocol}-{TILING}"
@@ -120,7 +125,7 @@ def super_resolve(bb: Backbone, lr_up: Tensor, steps: int, seed: int, tile: int,
     `tile` and `overlap` are in pixels: the training crop, and by default a stride of `tile_stride` positions."""
     bb.model.eval()
     down = bb.space.downscale
-    overlap = tile - down * tile_stride(tile // down) if overlap is None else overlap
+    overlap = tile - tile_stride_px(tile, down) if overlap is None else overlap
     fn = tiled(lambda x, t, lr: bb.predict(x, t, lr), tile // down, overlap // down)
     device = next(bb.model.parameters()).device
     pixel = isinstance(bb.space, PixelSpace)
@@ -177,7 +182,7 @@ def evaluate_run(bb: Backbone, test: TestSet, out_dir: str | Path, label: dict, 
         df.insert(0, k, v)
     df.to_csv(out / "per_image.csv", index=False)
     info = dict(label=label, protocol=protocol, steps=steps, sampler_seed=seed, tile=tile, tiling=TILING,
-                tile_stride_px=bb.space.downscale * tile_stride(tile // bb.space.downscale), na_reasons=reasons,
+                tile_stride_px=tile_stride_px(tile, bb.space.downscale), na_reasons=reasons,
                 test_set=test.description, test_key=test.key)
     write_sidecar(out / "per_image.csv", **info)
     save_crops(out / "crops", test.names, {"sr": sr})

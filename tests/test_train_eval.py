@@ -83,6 +83,7 @@ def test_tiling_covers_and_averages():
 def test_tile_stride_is_an_odd_third_of_the_tile():
     # 16 positions (a 64-px crop, unshuffled x4): 5 positions, 20 px; an SD latent tile of 64: 21
     assert [E.tile_stride(n) for n in (1, 2, 6, 8, 16, 64)] == [1, 1, 1, 3, 5, 21]
+    assert E.tile_stride_px(64, 4) == 20 and E.tile_stride_px(512, 8) == 168
     starts = E.tile_starts(32, 16, 16 - E.tile_stride(16))
     assert starts == [0, 5, 10, 15, 16]  # 128-px test crops: five tiles a side, neighbours 5 positions apart
 

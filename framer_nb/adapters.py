@@ -37,9 +37,8 @@ class Adapter:
     null_context: Callable[[nn.Module], dict]  # zero conditioning [1, ...] per model input
     context_from_prompts: Callable[[str, list[str], str], dict]  # (pipeline folder, prompts, device) -> [N, ...]
     objective_from_scheduler: Callable[[dict], Objective]
+    num_layers: Callable[[nn.Module], int]  # how many per-layer maps the lens yields
 
-    def num_layers(self, model: nn.Module) -> int:
-        return taps.num_layers(model)
 
     def num_students(self, model: nn.Module) -> int:
         return self.num_layers(model) - int(self.students_drop_last)
@@ -142,9 +141,9 @@ def _ddpm_objective(cfg: dict) -> Objective:
 
 
 SD3 = Adapter("sd3", SD3Transformer2DModel, "transformer", "pos_embed.proj", True, False, taps.sd3_hooks,
-              _sd3_null, _sd3_prompts, _flow_objective)
+              _sd3_null, _sd3_prompts, _flow_objective, lambda m: len(m.transformer_blocks))
 UNET = Adapter("unet", UNet2DConditionModel, "unet", "conv_in", False, True, taps.unet_hooks,
-               _unet_null, _unet_prompts, _ddpm_objective)
+               _unet_null, _unet_prompts, _ddpm_objective, lambda m: len(taps.unet_block_channels(m)))
 ADAPTERS = {a.family: a for a in (SD3, UNET)}
 
 
@@ -156,26 +155,11 @@ def scheduler_config(path: str | Path) -> dict | None:
 
 def zero_lr_channels(conv: nn.Conv2d, extra: int) -> nn.Conv2d:
     """A copy of `conv` with `extra` more input channels whose weights are zero (same output at step 0)."""
-    return _zero_extended(conv, conv.in_channels + extra, conv.kernel_size[0], conv.padding[0])
-
-
-def widen(conv: nn.Conv2d, kernel: int) -> nn.Conv2d:
-    """A copy of `conv` (kernel = stride, as a patch embedding) whose window grows to `kernel` x `kernel`, centred
-    on its own, with zero weights on the new taps: the same output at step 0, more context per output position."""
-    k0 = conv.kernel_size[0]
-    if kernel <= k0 or (kernel - k0) % 2:
-        raise ValueError(f"can widen a {k0} x {k0} kernel by an even amount only, got {kernel}")
-    return _zero_extended(conv, conv.in_channels, kernel, conv.padding[0] + (kernel - k0) // 2)
-
-
-def _zero_extended(conv: nn.Conv2d, in_channels: int, kernel: int, padding: int) -> nn.Conv2d:
-    """`conv` with more input channels and/or a larger centred window; its weights in place, the rest zero."""
-    new = nn.Conv2d(in_channels, conv.out_channels, kernel, conv.stride, padding,
+    new = nn.Conv2d(conv.in_channels + extra, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                     bias=conv.bias is not None).to(conv.weight.device, conv.weight.dtype)
-    k0, off = conv.kernel_size[0], (kernel - conv.kernel_size[0]) // 2
     with torch.no_grad():
         new.weight.zero_()
-        new.weight[:, : conv.in_channels, off:off + k0, off:off + k0] = conv.weight
+        new.weight[:, : conv.in_channels] = conv.weight
         if conv.bias is not None:
             new.bias.copy_(conv.bias)
     return new

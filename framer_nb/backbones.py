@@ -23,12 +23,13 @@ from torch import Tensor, nn
 
 from . import diffusion as D
 from .adapters import ADAPTERS, Adapter, expand, has_text_encoders, scheduler_config, zero_lr_channels
+from .config import TrainConfig
 from .diffusion import Objective
 from .spaces import PixelSpace, VAESpace
 from .taps import UNetHeads, tap, unet_block_channels
 
 # Tiny models work on 64-px RGB crops pixel-unshuffled x4: 16 x 16 x 48. CPU sizing measurements of the tiny DiT
-# (patch 1 vs 2, width) and both backbones' step times: benchmarks/results/backbone_sizing_*.json.
+# (patch 1 vs 2, width) and both backbones' step times: research/results/backbone_sizing_*.json.
 TINY_DIT = dict(sample_size=16, patch_size=2, in_channels=48, out_channels=48, num_layers=6,
                 attention_head_dim=32, num_attention_heads=4, joint_attention_dim=32,
                 caption_projection_dim=128, pooled_projection_dim=32, pos_embed_max_size=32, qk_norm="rms_norm")
@@ -51,7 +52,7 @@ SD35_VAE = dict(_VAE, latent_channels=16, scaling_factor=1.5305, shift_factor=0.
 SD2_VAE = dict(_VAE, latent_channels=4, scaling_factor=0.18215)
 # The LR condition's detail channels (Backbone.lr_detail): the upsampled LR minus its Gaussian blur of this sigma, in
 # HR pixels. Chosen on the validation photos with the tiny DiT (sigma 1 / 2 / 4: +0.47 / +0.54 / +0.55 dB one-step
-# gain over bicubic at gain 4, against +0.38 dB without detail channels; benchmarks/results/recipe.json).
+# gain over bicubic at gain 4, against +0.38 dB without detail channels; research/results/lr_condition.json).
 DETAIL_SIGMA = 4.0
 
 
@@ -65,7 +66,6 @@ class BackboneSpec:
     objective: Objective  # a loaded pipeline's scheduler config takes precedence
     unshuffle: int = 1  # pixel models: pixel-unshuffle factor of the model space
     vae_config: dict | None = None  # latent models: the VAE (built at random for shape checks, else loaded)
-    hub_id: str | None = None
     prior: str | None = None  # folder under data/priors with our shipped pretrained prior
 
     @property
@@ -78,18 +78,24 @@ class BackboneSpec:
 
 
 REGISTRY: dict[str, BackboneSpec] = {
-    # Tiny pixel-space models predict x0 (benchmarks/results/sr_knobs.json): asked for v or epsilon they must
-    # carry the unit-variance noise through the network, which a tiny model does poorly. Real backbones: native.
+    # Tiny pixel-space models predict x0: asked for v or epsilon they must carry the unit-variance noise through
+    # the network, which a tiny model does poorly (docs/method.md section 5). Real backbones: their native objective.
     "tiny-dit": BackboneSpec("tiny-dit", "sd3", TINY_DIT, Objective("flow", time_sampling="uniform",
                                                                     prediction="sample"), unshuffle=4,
                              prior="tiny-dit"),
     "tiny-unet": BackboneSpec("tiny-unet", "unet", TINY_UNET, Objective("ddpm", prediction="sample"), unshuffle=4,
                               prior="tiny-unet"),
     "sd35-medium": BackboneSpec("sd35-medium", "sd3", SD35_MEDIUM, Objective("flow", shift=3.0),
-                                vae_config=SD35_VAE, hub_id="stabilityai/stable-diffusion-3.5-medium"),
+                                vae_config=SD35_VAE),
     "sd2-base": BackboneSpec("sd2-base", "unet", SD2_BASE, Objective("ddpm", 0.00085, 0.012, "scaled_linear"),
-                             vae_config=SD2_VAE, hub_id="stabilityai/stable-diffusion-2-base"),
+                             vae_config=SD2_VAE),
 }
+
+
+def register(s: BackboneSpec) -> BackboneSpec:
+    """Add a backbone to the registry under its name (research probes register resized candidates)."""
+    REGISTRY[s.name] = s
+    return s
 
 
 def spec(name: str) -> BackboneSpec:
@@ -199,8 +205,15 @@ class Backbone:
 
     def to(self, device=None, dtype=None) -> Backbone:
         self.model.to(device, dtype)
-        if isinstance(self.space, VAESpace):
+        if self.space.latent:
             self.space.vae.to(device, dtype)
+        return self
+
+    def adopt(self, cfg: TrainConfig) -> Backbone:
+        """Take a training config's conventions: what is diffused (the HR, or residual_scale * (HR - LR)) and the
+        LR detail channels (pixel spaces only: latent pipelines condition on the LR latents alone)."""
+        self.residual_scale = cfg.residual_scale if cfg.target == "residual" else 0.0
+        self.lr_detail = 0.0 if self.space.latent else cfg.lr_detail
         return self
 
 
@@ -213,7 +226,7 @@ def lr_condition(space: PixelSpace | VAESpace, lr: Tensor, detail: float) -> Ten
     (docs/method.md, "LR detail channels")."""
     if not detail:
         return lr
-    if not isinstance(space, PixelSpace):
+    if space.latent:
         raise ValueError(f"LR detail channels need a pixel space (the tiny models), not {space.describe()}: "
                          "set lr_detail to 0 for latent pipelines")
     px = space.decode(lr)
@@ -286,7 +299,7 @@ def load(name: str, path: str | Path, lr_channels: int | None = None, with_vae: 
 def prompt_context(s: BackboneSpec, path: str | Path, prompts: list[str], cache: str | Path | None = None) -> dict:
     """The pipeline's text-encoder embeddings of `prompts` ([N, ...] per model input), cached on disk by the
     pipeline folder, its text encoders' weights and the prompts."""
-    cache = Path(cache or Path.home() / ".cache" / "framer_nb" / "prompts")
+    cache = Path(cache or Path.home() / ".cache" / "framer_nb")  # without a runs folder: the user's cache
     files = sorted(p for p in Path(path).glob("text_encoder*/*") if p.is_file())
     stamp = [str(Path(path).resolve())] + [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
     key = hashlib.sha256(json.dumps([stamp, prompts]).encode()).hexdigest()[:16]

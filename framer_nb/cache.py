@@ -14,9 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
+
+from .pairs import DataSource, data_generator, draw_pairs
+from .provenance import provenance
+from .runs import latents_file
 
 CACHE_FIELDS = ("backbone", "pretrained", "image_size", "scale", "degradation", "crop_scale", "cache_pairs")
 
@@ -44,7 +49,7 @@ def cache_path(cfg, source_fingerprint: str, runs: str | Path) -> Path:
     if fields["pretrained"]:
         fields["pretrained"] = str(Path(fields["pretrained"]).resolve())
     payload = json.dumps([fields, source_fingerprint], sort_keys=True, default=str)
-    return Path(runs) / "latents" / f"{cfg.backbone}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}.safetensors"
+    return latents_file(runs, cfg.backbone, hashlib.sha256(payload.encode()).hexdigest()[:12])
 
 
 def build(bb, pairs_fn, n: int, chunk: int, path: Path, meta: dict, progress: bool = True) -> PairCache:
@@ -79,3 +84,23 @@ def load(path: str | Path) -> PairCache:
         raise RuntimeError(f"{path}: pair cache holds {cache.hr.shape[0]} HR, {cache.lr.shape[0]} LR and "
                            f"{len(cache.names)} names; delete it and it will be rebuilt")
     return cache
+
+
+def for_run(bb, cfg, preset, source: DataSource, runs: str | Path, progress: bool = True) -> PairCache:
+    """A run's fixed training pairs in model space: loaded from the runs folder, or drawn and encoded there once
+    (by the main process, with the VAE on the accelerator; the other processes then load them)."""
+    path = cache_path(cfg, source.fingerprint, runs)
+    state = PartialState(cpu=not torch.cuda.is_available())
+    with state.main_process_first():
+        if path.exists():
+            return load(path)
+        bb.space.prepare(state.device)
+        chunk = min(cfg.batch_size, cfg.cache_pairs)
+
+        def pairs(i: int):
+            hr, lr, names = draw_pairs(source, preset, cfg, chunk, data_generator(0, i, "cache-data"))
+            return hr.to(state.device), lr.to(state.device), names
+
+        meta = {"fields": {k: getattr(cfg, k) for k in CACHE_FIELDS}, "data": source.description,
+                "data_fingerprint": source.fingerprint, **provenance()}
+        return build(bb, pairs, cfg.cache_pairs, chunk, path, meta, progress)

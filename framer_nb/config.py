@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,6 +77,13 @@ def variant(name: str) -> FramerConfig:
     return VARIANTS[name]
 
 
+# The registered backbones (framer_nb.backbones.REGISTRY, which imports diffusers: a test keeps the two equal), the
+# ones we pretrain and ship priors for, and the crop sides the tiny ones accept: a multiple of their 4x
+# pixel-unshuffle times the DiT's 2x2 patches (8 px) or the U-Net's two downsamplings (16 px).
+BACKBONES = ("tiny-dit", "tiny-unet", "sd35-medium", "sd2-base")
+TINY_BACKBONES = ("tiny-dit", "tiny-unet")
+IMAGE_MULTIPLE = {"tiny-dit": 8, "tiny-unet": 16}
+
 LR_SCHEDULES = ("constant", "cosine")
 PRIOR_SOURCES = ("shipped", "train", "none")
 
@@ -123,13 +129,17 @@ class TrainConfig:
     cache_pairs: int = 0  # > 0: train on this many fixed pairs encoded once into runs/latents/ (framer_nb.cache)
 
     def key(self) -> dict:
-        """The fields that change what is trained (logging, checkpoint and loader settings do not). A field added
-        later is left out while it holds the value that was implicit before it existed, so earlier runs keep
-        their folders."""
+        """The fields that change what is trained (logging, checkpoint and loader settings do not)."""
         skip = ("log_every", "diag_every", "ckpt_every", "num_workers")
-        added = {"cache_pairs": 0, "lr_detail": 0.0}
-        return {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in skip and not (k in added and v == added[k])}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> TrainConfig:
+        """The config a run recorded in run.json (JSON lists back to tuples); unknown fields are an error."""
+        unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {', '.join(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
     def __post_init__(self) -> None:
         _check_choice(self, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
@@ -149,6 +159,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.seed must lie in [0, 2**63), got {self.seed}")
         if self.image_size % self.scale:
             raise ValueError(f"TrainConfig.image_size={self.image_size} is not divisible by scale={self.scale}")
+        multiple = IMAGE_MULTIPLE.get(self.backbone)
+        if multiple and self.image_size % multiple:
+            raise ValueError(f"TrainConfig.image_size={self.image_size} does not fit {self.backbone}: it needs a "
+                             f"multiple of {multiple} px")
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"TrainConfig.crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
@@ -199,10 +213,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0,), ablation_seeds=(0,), ablations=("l2", "framer-radial", "faw-only"),
         n_test=2, test_size=96, n_observe=8, observe_size=64, second_task=None,
     ),
-    # 44 to 83 minutes on two CPU cores (d7e118d on an Intel Xeon, 0dc160f on an AMD EPYC; budget 90), 56 minutes at
-    # 4247a64 (LR detail channels, the Xeon on a slower day), 59 minutes at ea98781 (the DiT at 1350 steps, 25 tiles
-    # per test crop): 22 runs, 12 main and 10 ablations.
-    # One ablation seed here (a second adds 20 to 40 minutes); `gpu` runs three.
+    # 22 runs on two CPU cores within a 90-min budget: 12 main (3 seeds) and 10 ablations (one seed; `gpu` runs three).
     # The tiny DiT trains 1350 steps: it is short of training samples where the U-Net is not (docs/method.md §5).
     "small": Profile(name="small", train=TrainConfig(), per_backbone={"tiny-dit": {"sr_steps": 1350}},
                      ablation_seeds=(0,), second_task=None, budget_min=90.0),
@@ -248,46 +259,3 @@ def with_pipeline(p: Profile, path: str) -> Profile:
         raise ValueError(f"{index}: neither a transformer nor a unet; not an SD3 or SD2 pipeline")
     train = replace(p.train, backbone=backbone, pretrained=str(path), target="image", prior="none", lr_detail=0.0)
     return replace(p, train=train, backbones=(backbone,))
-
-
-# the knobs that benchmarks/recipe.py varies on the validation photos, and the residual scale of the prior they start from
-RECIPE_KNOBS = ("prior", "residual_scale", "lr_schedule", "time_bias", "lr", "sr_steps", "batch_size", "lr_detail")
-LEGACY_BATCH_SIZE = 16  # the small profile's SR batch, fixed before probes recorded it
-
-
-def recipe(cfg: TrainConfig, fcfg: FramerConfig | None = None) -> dict:
-    """The SR recipe of a config, as benchmarks/recipe.py records it per probe: its knobs, `prior_scale` (the
-    residual scale the starting prior learned: the shipped prior's model card; None without a tiny prior) and
-    `head_grad` (FramerConfig.head_grad; None for the baseline, which has no FRAMER term)."""
-    from .priors import residual_scale_of, shipped_prior
-    fcfg = fcfg or FramerConfig()
-    scale = residual_scale_of(shipped_prior(cfg.backbone)) if cfg.prior == "shipped" and not cfg.pretrained else \
-        cfg.residual_scale if cfg.prior == "train" else None
-    return {**{k: getattr(cfg, k) for k in RECIPE_KNOBS}, "prior_scale": scale,
-            "head_grad": fcfg.head_grad if head_grad_applies(fcfg, cfg.backbone) else None}
-
-
-def head_grad_applies(fcfg: FramerConfig, backbone: str) -> bool:
-    """Whether FramerConfig.head_grad changes training: a FRAMER term read through the model's own output head
-    (not the baseline, not U-Net lens heads)."""
-    from .backbones import spec
-    return fcfg.objective != "none" and not spec(backbone).adapter.needs_heads
-
-
-def recorded_recipe(row_recipe: dict, variant_name: str, backbone: str) -> dict:
-    """A recipe as recorded by a probe of a variant. Rows from before a knob was recorded ran at what was then
-    fixed: batch 16, the scale-1 priors, no LR detail channels, and a FRAMER term that trained the shared head
-    (`head_grad` is None where it does not apply)."""
-    from .priors import LEGACY_RESIDUAL_SCALE
-    legacy = LEGACY_RESIDUAL_SCALE if row_recipe.get("prior") == "shipped" else None
-    applies = head_grad_applies(variant(variant_name), backbone)
-    return {**row_recipe, "batch_size": row_recipe.get("batch_size", LEGACY_BATCH_SIZE),
-            "lr_detail": row_recipe.get("lr_detail", 0.0),
-            "prior_scale": row_recipe.get("prior_scale", legacy),
-            "head_grad": row_recipe.get("head_grad", True) if applies else None}
-
-
-def config_hash(*configs) -> str:
-    """Short stable hash of dataclass configs, used to name cached runs."""
-    payload = json.dumps([dataclasses.asdict(c) for c in configs], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]

@@ -19,11 +19,11 @@ from torch import Tensor
 
 from . import diffusion as D
 from .backbones import Backbone
-from .data import fingerprint, test_images
+from .data import fingerprint, paired_folders, test_images
 from .degrade import bicubic_up, degrade, load_preset
-from .metrics import evaluate_images
+from .metrics import evaluate_images, psnr
 from .provenance import provenance, write_sidecar
-from .spaces import PixelSpace
+from .runs import Evaluation
 
 
 @dataclass
@@ -56,7 +56,6 @@ def make_test_set(n: int, size: int, degradation: str, scale: int = 4, seed: int
 
 def folder_test_set(lr_folder: str | Path, hr_folder: str | Path, scale: int = 4) -> TestSet:
     """A paired LR/HR test set from folders (RealSR, DRealSR layout), matched by file stem."""
-    from .data import paired_folders
     pairs = paired_folders(lr_folder, hr_folder, scale)
     return TestSet([p.name for p in pairs], [p.hr for p in pairs], [p.lr for p in pairs], scale,
                    f"folders:{Path(lr_folder).resolve()}|{Path(hr_folder).resolve()}")
@@ -64,14 +63,13 @@ def folder_test_set(lr_folder: str | Path, hr_folder: str | Path, scale: int = 4
 
 # The tiled sampler's rule, part of every evaluation folder's name: scores from another rule are not reused.
 TILING = "stride-third-odd"
-LEGACY_TILING = "stride-half"  # the rule before it: tiles half a tile apart
 
 
 def tile_stride(tile: int) -> int:
     """The tiled sampler's stride in model positions for a tile of `tile` positions: about a third of the tile,
     rounded to an odd number. Each pixel is then averaged over about nine tiles, and neighbouring tiles put an SD3
     patch grid (2 x 2 positions) on different pixels. Chosen on the validation photos against half a tile
-    (benchmarks/tile_overlap.py): the tiny DiT's one-step gain over bicubic rises by about 0.08 dB, the U-Net's
+    (research/tile_overlap.py): the tiny DiT's one-step gain over bicubic rises by about 0.08 dB, the U-Net's
     moves by at most 0.02 dB."""
     stride = max(1, round(tile / 3))
     return stride if stride % 2 or stride == 1 else stride - 1
@@ -128,8 +126,7 @@ def super_resolve(bb: Backbone, lr_up: Tensor, steps: int, seed: int, tile: int,
     overlap = tile - tile_stride_px(tile, down) if overlap is None else overlap
     fn = tiled(lambda x, t, lr: bb.predict(x, t, lr), tile // down, overlap // down)
     device = next(bb.model.parameters()).device
-    pixel = isinstance(bb.space, PixelSpace)
-    clip = (2.0 * bb.residual_scale if bb.residual else 1.0) if pixel else None
+    clip = None if bb.space.latent else 2.0 * bb.residual_scale if bb.residual else 1.0
     outs = []
     for i in range(0, lr_up.shape[0], batch):
         cond = bb.to_model(lr_up[i:i + batch].to(device) * 2 - 1)
@@ -162,47 +159,45 @@ def score_table(names: list[str], sr: list[Tensor], hr: list[Tensor], protocol: 
     return pd.DataFrame(rows), reasons
 
 
-def save_crops(out: Path, names: list[str], images: dict[str, list[Tensor]], limit: int = 4) -> None:
+def save_crops(out: Evaluation, names: list[str], images: dict[str, list[Tensor]], limit: int = 4) -> None:
     """PNG of each method's output for the first few test images (qualitative figures)."""
-    out.mkdir(parents=True, exist_ok=True)
+    out.crops.mkdir(parents=True, exist_ok=True)
     for method, batch in images.items():
         for name, img in list(zip(names, batch))[:limit]:
             arr = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype("uint8")
-            Image.fromarray(arr).save(out / f"{name}__{method}.png")
+            Image.fromarray(arr).save(out.crop(name, method))
 
 
-def evaluate_run(bb: Backbone, test: TestSet, out_dir: str | Path, label: dict, steps: int, seed: int, tile: int,
+def evaluate_run(bb: Backbone, test: TestSet, out: Evaluation, label: dict, steps: int, seed: int, tile: int,
                  protocol: str = "offline") -> pd.DataFrame:
     """Super-resolve and score the test set; write per_image.csv, summary.json and crops with provenance."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out.path.mkdir(parents=True, exist_ok=True)
     sr = super_resolve_set(bb, test, steps, seed, tile)
     df, reasons = score_table(test.names, sr, test.hr, protocol)
     for k, v in reversed(label.items()):
         df.insert(0, k, v)
-    df.to_csv(out / "per_image.csv", index=False)
+    df.to_csv(out.per_image, index=False)
     info = dict(label=label, protocol=protocol, steps=steps, sampler_seed=seed, tile=tile, tiling=TILING,
                 tile_stride_px=tile_stride_px(tile, bb.space.downscale), na_reasons=reasons,
                 test_set=test.description, test_key=test.key)
-    write_sidecar(out / "per_image.csv", **info)
-    save_crops(out / "crops", test.names, {"sr": sr})
-    torch.save(sr, out / "sr.pt")
+    write_sidecar(out.per_image, **info)
+    save_crops(out, test.names, {"sr": sr})
+    torch.save(sr, out.sr_file)
     summary = provenance(**info, mean=df.select_dtypes("number").mean().to_dict())
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))  # written last: the scores exist
+    out.summary_file.write_text(json.dumps(summary, indent=2, default=str))  # written last: the scores exist
     return df
 
 
-def evaluate_bicubic(test: TestSet, out_dir: str | Path, protocol: str = "offline") -> pd.DataFrame:
-    """The bicubic-upsampling reference row, written like a model's results (into out_dir/<test key>)."""
-    out = Path(out_dir) / test.key
-    out.mkdir(parents=True, exist_ok=True)
+def evaluate_bicubic(test: TestSet, out: Evaluation, protocol: str = "offline") -> pd.DataFrame:
+    """The bicubic-upsampling reference row, written like a model's results (with the HR crops beside it)."""
+    out.path.mkdir(parents=True, exist_ok=True)
     ups = test.lr_up()
     df, reasons = score_table(test.names, ups, test.hr, protocol)
     df.insert(0, "method", "bicubic")
-    df.to_csv(out / "per_image.csv", index=False)
-    write_sidecar(out / "per_image.csv", label={"method": "bicubic"}, protocol=protocol, na_reasons=reasons,
+    df.to_csv(out.per_image, index=False)
+    write_sidecar(out.per_image, label={"method": "bicubic"}, protocol=protocol, na_reasons=reasons,
                   test_set=test.description, test_key=test.key)
-    save_crops(out / "crops", test.names, {"lr_up": ups, "hr": test.hr})
+    save_crops(out, test.names, {"lr_up": ups, "hr": test.hr})
     return df
 
 
@@ -210,7 +205,6 @@ def validation_gain(bb: Backbone, steps: int = 10, n: int = 8, size: int = 128, 
     """PSNR of the one-step and `steps`-step SR of held-out *validation* crops, and their gain over bicubic.
 
     What recipe choices are made on (the test photos are never used for them)."""
-    from .metrics import psnr
     test = make_test_set(n, size, degradation, split="val")
     hr = torch.stack(test.hr)
     bicubic = float(psnr(torch.stack(test.lr_up()), hr).mean())

@@ -11,6 +11,7 @@ priors, baselines and FRAMER runs alike); the heads a FRAMER run trained are nev
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,11 @@ from .config import Profile
 from .data import SPLITS, photo, random_crops
 from .degrade import bicubic_up, degrade, load_preset
 from .freq import band_histograms, band_log_magnitudes, band_masks, band_vectors, spectrum
+from .pipeline import find_spec, run_of
+from .priors import residual_scale_of, shipped_prior
 from .provenance import write_sidecar
 from .taps import UNetHeads, fit_unet_heads
+from .train import load_trained, starting_point
 
 TIMESTEPS = (300, 700)
 SWEEP = (100, 200, 300, 400, 500, 600, 700, 800, 900)
@@ -198,6 +202,18 @@ def cross_sample(bb: Backbone, images: dict[str, Tensor], t: float = 300) -> dic
     return {k: m.tolist() for k, m in cross_sample_similarity(bb, lens, x0, lr, t).items()}
 
 
+def x0_differs(sim: pd.DataFrame, atol: float = 1e-6) -> bool:
+    """Whether the x0-space similarities differ from the prediction-space ones (they do not for models that predict
+    x0, such as the tiny ones: then one figure says it all)."""
+    spaces = set(sim["space"]) if "space" in sim else set()
+    if not {"prediction", "x0"} <= spaces:
+        return False
+    keys = [c for c in ("model", "backbone", "t", "layer") if c in sim]
+    a = sim[sim["space"] == "prediction"].set_index(keys)[["lf_mean", "hf_mean"]]
+    b = sim[sim["space"] == "x0"].set_index(keys)[["lf_mean", "hf_mean"]].reindex(a.index)
+    return not np.allclose(a.to_numpy(), b.to_numpy(), atol=atol, equal_nan=True)
+
+
 def off_diagonal_mean(matrix) -> float:
     """Mean of a square similarity matrix without its diagonal (similarity between different images)."""
     m = np.asarray(matrix, dtype=float)
@@ -209,28 +225,24 @@ def load_priors(p: Profile, runs: str | Path, progress: bool = True) -> dict[str
 
     A shipped prior is observed on the residual scale it learned (its model card's `residual_scale`), which
     may differ from the one SR fine-tuning trains it to (TrainConfig.residual_scale)."""
-    from .priors import residual_scale_of, shipped_prior
-    from .train import starting_point
     out = {}
     for b in p.backbones:
         cfg = p.train_for(b)
+        if cfg.prior == "shipped" and not cfg.pretrained:
+            cfg = dataclasses.replace(cfg, residual_scale=residual_scale_of(shipped_prior(b)))
         out[b] = starting_point(cfg, runs, progress)
-        if cfg.prior == "shipped" and not cfg.pretrained and out[b].residual:
-            out[b].residual_scale = residual_scale_of(shipped_prior(b))
     return out
 
 
 def load_runs(p: Profile, runs: str | Path, variants=("baseline", "framer"), seed: int | None = None
               ) -> dict[str, Backbone]:
     """Trained SR runs of a profile as {'<backbone> <variant>': backbone} (only finished runs)."""
-    from .pipeline import find_spec, run_of
-    from .train import load_trained
     out = {}
     for b in p.backbones:
         for v in variants:
             run = run_of(find_spec(p, b, v, p.seeds[0] if seed is None else seed), runs)
             if run.done:
-                out[f"{b} {v}"] = load_trained(run, b)[0]
+                out[f"{b} {v}"] = load_trained(run)[0]
     return out
 
 

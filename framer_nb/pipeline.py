@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
 from . import evaluate as E
 from . import train as T
 from .config import ALIASES, Profile, TrainConfig
-from .runs import Run
+from .config import variant as variant_config
+from .runs import Evaluation, Run, bicubic_evaluation
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,7 @@ def train_all(p: Profile, runs: str | Path, progress: bool = True, workers: int 
 def expected_cost(s: RunSpec) -> float:
     """Relative training time of a run, to start the longest first (so that no worker is left with a long run
     at the end): steps, times about 1.5 for a FRAMER term (benchmarks/results/overhead_tiny-*_cpu.json)."""
-    from .config import variant
-    return s.train.sr_steps * (1.0 if variant(ALIASES.get(s.variant, s.variant)).objective == "none" else 1.5)
+    return s.train.sr_steps * (1.0 if variant_config(ALIASES.get(s.variant, s.variant)).objective == "none" else 1.5)
 
 
 def _train_one(cfg: TrainConfig, variant: str, runs: str) -> str:
@@ -79,18 +84,14 @@ def _train_one(cfg: TrainConfig, variant: str, runs: str) -> str:
 
 def default_workers() -> int:
     """One single-threaded worker per core, at most 2 (the small profile's machine), when runs are independent."""
-    import os
     return max(1, min(2, os.cpu_count() or 1))
 
 
 def parallel(fn, args: list[tuple], workers: int | None = None, progress: bool = True, desc: str = "") -> list:
     """fn(*a) for every a in `args`, in `workers` spawned processes of one thread each (in order of `args`)."""
-    from tqdm.auto import tqdm
     workers = default_workers() if workers is None else workers
     if workers <= 1 or len(args) <= 1:
         return [fn(*a) for a in tqdm(args, desc=desc, disable=not progress)]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
         futures = [pool.submit(fn, *a) for a in args]
         for f in tqdm(futures, desc=desc, disable=not progress):
@@ -99,7 +100,6 @@ def parallel(fn, args: list[tuple], workers: int | None = None, progress: bool =
 
 
 def _one_thread() -> None:
-    import torch
     torch.set_num_threads(1)
 
 
@@ -141,7 +141,7 @@ def evaluate_all(p: Profile, runs: str | Path, results: str | Path, protocol: st
         frames.append(_bicubic_rows(test, results, protocol, task))
         mine = [s for s in specs if s.task == task]
         todo = [(s, str(runs), test, steps, protocol) for s in mine
-                if not (run_of(s, runs).eval_dir(E.eval_key(test, protocol), steps) / "summary.json").exists()]
+                if not run_of(s, runs).evaluation(E.eval_key(test, protocol), steps).done]
         parallel(score_run, todo, progress=progress, desc=f"evaluate {task} ({steps} steps)")
         frames += [score_run(s, runs, test, steps, protocol) for s in mine]  # cached: reads the CSVs
     df = pd.concat(frames, ignore_index=True)
@@ -151,15 +151,15 @@ def evaluate_all(p: Profile, runs: str | Path, results: str | Path, protocol: st
 def score_run(s: RunSpec, runs: str | Path, test: E.TestSet, steps: int, protocol: str) -> pd.DataFrame:
     """One run's per-image scores on a test set, computed once and cached in the run folder."""
     run = run_of(s, runs)
-    out = run.eval_dir(E.eval_key(test, protocol), steps)
-    if not (out / "summary.json").exists():
-        bb, _ = T.load_trained(run, s.backbone)
+    out = run.evaluation(E.eval_key(test, protocol), steps)
+    if not out.done:
+        bb, _ = T.load_trained(run)
         E.evaluate_run(bb, test, out, s.label, steps, seed=s.seed, tile=s.train.image_size, protocol=protocol)
-    return pd.read_csv(out / "per_image.csv")
+    return pd.read_csv(out.per_image)
 
 
 def _bicubic_rows(test: E.TestSet, results: str | Path, protocol: str, task: str) -> pd.DataFrame:
-    df = E.evaluate_bicubic(test, Path(results) / "bicubic" / protocol, protocol).drop(columns="method")
+    df = E.evaluate_bicubic(test, bicubic_evaluation(results, protocol, test.key), protocol).drop(columns="method")
     return df.assign(task=task, backbone="bicubic", variant="bicubic", seed=0)
 
 
@@ -170,13 +170,35 @@ def _with_aliases(p: Profile, df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df, *extra], ignore_index=True) if extra else df
 
 
-def crops_dir(p: Profile, runs: str | Path, backbone: str, variant: str, seed: int, protocol: str = "offline",
-              steps: int | None = None) -> Path:
-    """Where one run's saved SR crops of the main test set are."""
+def evaluation_of(p: Profile, runs: str | Path, backbone: str, variant: str, seed: int, protocol: str = "offline",
+                  steps: int | None = None) -> Evaluation:
+    """One run's evaluation on the profile's main test set (its saved SR crops: `.crop(image)`)."""
     s = find_spec(p, backbone, variant, seed)
-    return run_of(s, runs).eval_dir(E.eval_key(test_set(p), protocol), steps or p.train.sample_steps) / "crops"
+    return run_of(s, runs).evaluation(E.eval_key(test_set(p), protocol), steps or p.train.sample_steps)
 
 
-def bicubic_dir(p: Profile, results: str | Path, protocol: str = "offline") -> Path:
-    """Where the bicubic reference (and the HR) crops of the main test set are."""
-    return Path(results) / "bicubic" / protocol / test_set(p).key
+def bicubic_of(p: Profile, results: str | Path, protocol: str = "offline") -> Evaluation:
+    """The bicubic reference of the profile's main test set (its crops: 'lr_up' and 'hr')."""
+    return bicubic_evaluation(results, protocol, test_set(p).key)
+
+
+def gallery(p: Profile, runs: str | Path, results: str | Path, scores: pd.DataFrame, seed: int, n: int = 3,
+            variants: tuple[str, ...] = ("baseline", "framer")) -> tuple[dict, list[str], dict]:
+    """The qualitative figure's columns (bicubic, each backbone's `variants` of one seed, HR: crop files of the
+    first `n` saved test images), the images' names and each crop's PSNR from the per-image `scores`."""
+    bic = bicubic_of(p, results)
+    names = bic.crop_images("hr")[:n]
+    main = scores[scores["task"] == p.train.degradation]
+
+    def psnr(backbone: str, variant: str, s: int) -> list[str]:
+        rows = main[(main["backbone"] == backbone) & (main["variant"] == variant) & (main["seed"] == s)]
+        by_image = dict(zip(rows["image"], rows["psnr"]))
+        return [f"PSNR {by_image[k]:.2f} dB" if k in by_image else "" for k in names]
+
+    cols, text = {"bicubic": [bic.crop(k, "lr_up") for k in names]}, {"bicubic": psnr("bicubic", "bicubic", 0)}
+    for b in p.backbones:
+        for v in variants:
+            cols[f"{b} {v}"] = [evaluation_of(p, runs, b, v, seed).crop(k) for k in names]
+            text[f"{b} {v}"] = psnr(b, v, seed)
+    cols["HR"] = [bic.crop(k, "hr") for k in names]
+    return cols, names, text

@@ -10,20 +10,36 @@ unconditional samples of the prior). `python -m framer_nb pretrain` (or `make pr
 from __future__ import annotations
 
 import copy
+import csv
 import dataclasses
 import functools
 import hashlib
 import json
+import platform
 import time
 from pathlib import Path
 
 import torch
 
+from . import backbones as B
+from . import checkpoint as ckpt
+from . import diffusion as D
+from .config import TrainConfig
+from .data import Pyramid, photos
+from .degrade import load_preset
+from .loop import BASELINE, Fit, fit, heldout_objective
+from .pairs import builtin_source, data_generator, draw_pairs, sr_pair
 from .paths import DATA_ROOT
+from .provenance import provenance
+from .runs import Run
+from .step import StepOptions, training_loss
 
 PRIOR_ROOT = DATA_ROOT / "priors"
-LEGACY_RESIDUAL_SCALE = 1.0  # cards written before the scale was recorded: those priors denoised HR - bicubic(LR)
 MAX_WEIGHTS_MB = 20.0
+# the TrainConfig fields that shape a prior pretrained here (its run key)
+PRIOR_FIELDS = ("backbone", "image_size", "prior_batch_size", "prior_steps", "prior_lr", "weight_decay", "grad_clip",
+                "target", "residual_scale", "degradation", "scale", "loss_space", "lr_schedule", "prior_ema_decay",
+                "crop_scale", "mixed_precision")
 
 
 def weights_file(folder: Path) -> Path:
@@ -59,35 +75,74 @@ def shipped_prior(backbone: str, root: Path | None = None) -> dict:
 
 def residual_scale_of(card: dict) -> float:
     """The residual scale a prior learned: its x0 is scale * (HR - bicubic(LR))."""
-    return float(card.get("residual_scale", LEGACY_RESIDUAL_SCALE))
+    if "residual_scale" not in card:
+        raise ValueError(f"{card.get('backbone', 'a prior')}'s model card has no residual_scale: regenerate it with "
+                         "`python -m framer_nb pretrain`")
+    return float(card["residual_scale"])
 
 
-def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = None, minutes: float | None = None,
-             batch_size: int = 64, lr: float = 1e-3, runs: str | Path = "runs", eval_every: int = 500,
-             num_workers: int = 0, progress: bool = True, command: str = "", stop_after: int | None = None,
-             residual_scale: float | None = None) -> dict:
+def prior_run(cfg: TrainConfig, runs: str | Path) -> Run:
+    """Where a prior pretrained here (prior='train') for this backbone and pretraining config is cached."""
+    fields = {k: getattr(cfg, k) for k in PRIOR_FIELDS}
+    return Run.prior(runs, cfg.backbone, fields, B.spec(cfg.backbone).objective, builtin_source().fingerprint)
+
+
+def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = True, callback=None,
+                callback_every: int = 0, stop_after: int | None = None) -> Run:
+    """Pretrain the backbone here as an unconditional denoiser of the training data (cached by config).
+
+    `callback(step, backbone_with_ema_weights)` runs every `callback_every` steps and at the end."""
+    run = prior_run(cfg, runs)
+    if run.done:
+        return run
+    cfg = dataclasses.replace(cfg, batch_size=cfg.prior_batch_size, ema_decay=cfg.prior_ema_decay)
+    bb = B.build(cfg.backbone, seed=0).adopt(cfg)
+    src, preset = builtin_source(), load_preset(cfg.degradation)
+
+    def batch(step: int, rank: int):
+        hr, lr, _ = draw_pairs(src, preset, cfg, cfg.batch_size, data_generator(0, step, "prior-data", rank))
+        return hr, lr, None
+
+    plan = Fit(cfg, cfg.prior_steps, cfg.prior_lr, BASELINE, seed=0, stop_after=stop_after, progress=progress,
+               desc=f"prior {cfg.backbone}", callback=callback, callback_every=callback_every,
+               record={"stage": "prior", "data": src.description, "data_fingerprint": src.fingerprint})
+    fit(bb, None, plan, batch, run)
+    return run
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretraining:
+    """How a prior is pretrained: its schedule, its optimisation, and where it stops."""
+
+    steps: int | None = None  # the cosine schedule's length; None: sized from `minutes`
+    minutes: float | None = None  # as many steps as fit in this many minutes here (the card records the steps)
+    batch_size: int = 64
+    lr: float = 1e-3  # peak learning rate
+    eval_every: int = 500  # held-out objective every N steps
+    num_workers: int = 0  # data-loading processes
+    stop_after: int | None = None  # stop at this step of the schedule and export that checkpoint's EMA weights
+    residual_scale: float | None = None  # the prior denoises scale * (HR - bicubic(LR)); None: TrainConfig's
+
+
+def pretrain(backbone: str, how: Pretraining, out: str | Path | None = None, runs: str | Path = "runs",
+             progress: bool = True, command: str = "") -> dict:
     """Pretrain `backbone`'s unconditional prior and export it to data/priors/<backbone> (or `out`).
 
-    Give `steps`, or `minutes` to size the step count from the speed of the first steps on this machine (the
-    card records the steps, so `--steps` reproduces it). Resumable: the run lives under runs/prior/. With
-    `stop_after`, training stops at that step of the `steps`-long schedule and the EMA weights of that
-    checkpoint are exported (the card records both numbers). `residual_scale` (default: the SR fine-tuning's,
-    TrainConfig.residual_scale) is the scale of the residual the prior learns to denoise; the card records it."""
-    from .config import TrainConfig
-    from .train import heldout_objective, train_prior
-
+    Resumable: the run lives under runs/prior/. With `how.stop_after`, training stops at that step of the
+    `how.steps`-long schedule and the EMA weights of that checkpoint are exported (the card records both numbers
+    and the residual scale the prior learned)."""
+    steps, batch_size, lr, stop_after = how.steps, how.batch_size, how.lr, how.stop_after
     if steps is None:
-        if minutes is None:
+        if how.minutes is None:
             raise ValueError("give steps or minutes")
-        steps = steps_for_minutes(backbone, minutes, batch_size, lr, num_workers, residual_scale)
+        steps = steps_for_minutes(backbone, how.minutes, batch_size, lr, how.num_workers, how.residual_scale)
     if stop_after is not None and not 0 < stop_after <= steps:
         raise ValueError(f"stop_after={stop_after} must lie in 1..steps ({steps})")
     cfg = TrainConfig(backbone=backbone, prior="train", prior_steps=steps, prior_lr=lr, prior_batch_size=batch_size,
-                      batch_size=batch_size, mixed_precision="no", num_workers=num_workers,
-                      ckpt_every=max(50, eval_every), log_every=50,
-                      **({} if residual_scale is None else {"residual_scale": float(residual_scale)}))
-    from .train import prior_run
-    curve_file = prior_run(cfg, runs).path / "heldout_curve.json"
+                      batch_size=batch_size, mixed_precision="no", num_workers=how.num_workers,
+                      ckpt_every=max(50, how.eval_every), log_every=50,
+                      **({} if how.residual_scale is None else {"residual_scale": float(how.residual_scale)}))
+    curve_file = prior_run(cfg, runs).heldout_curve
 
     def evaluate(step: int, ema_backbone) -> None:
         point = {"step": step, "heldout_objective": round(heldout_objective(ema_backbone, cfg), 6)}
@@ -97,13 +152,13 @@ def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = N
                   flush=True)
 
     t0 = time.time()
-    run = train_prior(cfg, runs, progress, callback=evaluate, callback_every=eval_every, stop_after=stop_after)
+    run = train_prior(cfg, runs, progress, callback=evaluate, callback_every=how.eval_every, stop_after=stop_after)
     wall = time.time() - t0
     if run.done:
         done, trained = run.done_record(), steps
-        bb = load_prior_model(run.model_dir, backbone, cfg.residual_scale)
+        bb = B.load(backbone, run.model_dir, with_vae=False).adopt(cfg)
     else:  # stopped early on purpose: the checkpoint's EMA weights are the prior
-        bb, trained = _from_checkpoint(run.checkpoint, backbone, cfg.residual_scale), stop_after
+        bb, trained = _from_checkpoint(run.checkpoint, cfg), stop_after
         done = {**run.info(), "wall_s": _logged_wall(run.log_file)}
         if not any(p["step"] == trained for p in _read_curve(curve_file)):
             evaluate(trained, bb)
@@ -112,7 +167,6 @@ def pretrain(backbone: str, out: str | Path | None = None, steps: int | None = N
     size_mb = weights_file(out).stat().st_size / 2**20
     if size_mb > MAX_WEIGHTS_MB:
         raise ValueError(f"{weights_file(out)}: {size_mb:.1f} MB exceeds the {MAX_WEIGHTS_MB} MB limit for shipped priors")
-    from .provenance import provenance
     card = provenance(
         backbone=backbone, model_class=type(bb.model).__name__, parameters=sum(p.numel() for p in bb.model.parameters()),
         objective=dataclasses.asdict(bb.objective), space=bb.space.describe(), target="residual_scale * (HR - bicubic(LR))",
@@ -141,23 +195,15 @@ def _add_to_curve(f: Path, point: dict) -> None:
     f.write_text(json.dumps([merged[k] for k in sorted(merged)]))
 
 
-def _from_checkpoint(path: Path, backbone: str, residual_scale: float):
+def _from_checkpoint(path: Path, cfg: TrainConfig) -> B.Backbone:
     """The backbone carrying the EMA weights saved in a training checkpoint."""
-    from safetensors.torch import load_file
-
-    from . import backbones as B
-    bb = B.build(backbone, seed=0)
-    tensors = load_file(str(path))
-    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}  # buffers as well as weights
-    state.update({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    bb.model.load_state_dict(state)
-    bb.residual_scale = residual_scale
+    bb = B.build(cfg.backbone, seed=0).adopt(cfg)
+    bb.model.load_state_dict(ckpt.ema_state(path))
     return bb
 
 
 def _logged_wall(log_file: Path) -> float | None:
     """Training seconds summed from the CSV log's per-step times (log rows every 50 steps: an estimate)."""
-    import csv
     if not log_file.exists():
         return None
     with open(log_file) as f:
@@ -169,25 +215,13 @@ def _logged_wall(log_file: Path) -> float | None:
     return sum(g * float(r["step_s"]) for g, r in zip(gaps, rows) if r["step_s"])
 
 
-def load_prior_model(folder: Path, backbone: str, residual_scale: float):
-    from . import backbones as B
-    bb = B.load(backbone, folder, with_vae=False)
-    bb.residual_scale = residual_scale
-    return bb
-
-
 def steps_for_minutes(backbone: str, minutes: float, batch_size: int, lr: float, num_workers: int,
                       residual_scale: float | None = None) -> int:
     """How many steps fit in `minutes` here, from the speed of 20 timed steps after 5 warm-up steps."""
-    from . import backbones as B
-    from .config import FramerConfig, TrainConfig
-    from .degrade import load_preset
-    from .step import training_loss
-    from .train import builtin_source, draw_pairs
-    cfg = TrainConfig(backbone=backbone, batch_size=batch_size)
+    cfg = TrainConfig(backbone=backbone, batch_size=batch_size,
+                      **({} if residual_scale is None else {"residual_scale": float(residual_scale)}))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    bb = B.build(backbone).to(device)
-    bb.residual_scale = cfg.residual_scale if residual_scale is None else residual_scale
+    bb = B.build(backbone).to(device).adopt(cfg)
     opt = torch.optim.AdamW(bb.model.parameters(), lr=lr)
     src, preset, g = builtin_source(), load_preset(cfg.degradation), torch.Generator().manual_seed(0)
     for i in range(25):
@@ -196,8 +230,8 @@ def steps_for_minutes(backbone: str, minutes: float, batch_size: int, lr: float,
             t0 = time.time()
         hr, lr, _ = draw_pairs(src, preset, cfg, batch_size, g)
         hr_m, lr_m = bb.to_model(hr.to(device)), bb.to_model(lr.to(device))
-        loss = training_loss(bb, bb.sr_target(hr_m, lr_m), None, FramerConfig(objective="none"), generator=g,
-                             loss_space=cfg.loss_space).total
+        loss = training_loss(bb, bb.sr_target(hr_m, lr_m), None, BASELINE, generator=g,
+                             options=StepOptions(cfg.loss_space)).total
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -214,7 +248,6 @@ def _sync() -> None:
 
 
 def _device_name() -> str:
-    import platform
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     return f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
@@ -227,10 +260,6 @@ def save_samples_figure(bb, cfg, path: Path, n: int = 8, steps: int = 20) -> Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import diffusion as D
-    from .data import Pyramid, photos
-    from .degrade import load_preset
-    from .train import sr_pair
     bb = copy.deepcopy(bb).to("cpu")
     bb.model.eval()
     g = torch.Generator().manual_seed(0)

@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 
 PACKAGES = ("torch", "torchvision", "diffusers", "accelerate", "pyiqa", "numpy", "framer_nb")
-OUTPUTS = ("figures", "benchmarks/results", "README.md")  # generated (README: its results section)
+# generated outputs (of the README and docs/results.md: their generated sections)
+OUTPUTS = ("figures", "benchmarks/results", "research/results", "README.md", "docs/results.md")
 
 
 def git_commit(root: str | Path | None = None) -> str:

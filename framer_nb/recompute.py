@@ -15,7 +15,13 @@ import torch
 import torch.utils.checkpoint
 from torch import Tensor
 
-ON_CPU = False  # tests set True to exercise the recomputed path on the CPU
+ON_CPU = False  # set by `use_on_cpu`: recompute on the CPU too (tests and benchmarks of that path)
+
+
+def use_on_cpu(enabled: bool) -> None:
+    """Recompute on the CPU as on accelerators (to test or measure that path)."""
+    global ON_CPU
+    ON_CPU = bool(enabled)
 
 
 def recompute(fn: Callable, *args):

@@ -58,6 +58,13 @@ class PixelSpace:
     def describe(self) -> str:
         return "pixels" if self.factor == 1 else f"pixels, unshuffled x{self.factor}"
 
+    @property
+    def latent(self) -> bool:
+        return False
+
+    def prepare(self, device, dtype=None) -> None:
+        """Nothing to move: pixel spaces hold no weights."""
+
 
 @dataclass
 class VAESpace:
@@ -88,3 +95,12 @@ class VAESpace:
 
     def describe(self) -> str:
         return f"VAE latents ({self.vae.config.latent_channels} channels, /{self.downscale})"
+
+    @property
+    def latent(self) -> bool:
+        return True
+
+    def prepare(self, device, dtype=None) -> None:
+        """Move the frozen VAE to the training device (and dtype)."""
+        self.vae.to(device, dtype)
+        self.vae.requires_grad_(False)

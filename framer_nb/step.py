@@ -28,18 +28,28 @@ def objective_loss(bb: Backbone, pred: Tensor, x0: Tensor, noise: Tensor, t: Ten
     return (D.loss_weight(bb.objective, t, space).to(err) * err).mean()
 
 
+@dataclass
+class StepOptions:
+    """How one step draws and weighs its loss, beyond the batch and the FRAMER config."""
+
+    loss_space: str = "native"  # x0: clean-signal MSE (TrainConfig.loss_space) | native: the objective's own target
+    time_bias: float = 1.0  # > 1: training times drawn nearer to noise (diffusion.sample_time)
+    context: dict | None = None  # per-sample conditioning [B, ...] (captions); None: the backbone's null prompt
+    gather: Gather | None = None  # gathers InterCL's in-batch negatives across processes
+    neg_generator: torch.Generator | None = None  # draws the random negative layers; the same on every process
+
+
 def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig, heads=None,
-                  generator: torch.Generator | None = None, gather: Gather | None = None,
-                  neg_generator: torch.Generator | None = None, loss_space: str = "native",
-                  context: dict | None = None, time_bias: float = 1.0) -> StepLoss:
+                  generator: torch.Generator | None = None, options: StepOptions | None = None) -> StepLoss:
     """Objective (+ FRAMER) on a batch of clean model-space samples x0 with optional LR condition.
 
     FRAMER compares the students' and the teacher's clean-signal estimates in the space's spectral view
-    (pixels for pixel spaces, latents for a VAE). `neg_generator` draws the random negative layers; give every
-    process the same one.
+    (pixels for pixel spaces, latents for a VAE). `generator` draws t and the noise (and the random negative
+    layers unless `options.neg_generator` is given).
     """
-    obj = bb.objective
-    t = D.sample_time(obj, x0.shape[0], generator, x0.device, time_bias)
+    o = options or StepOptions()
+    loss_space, context, obj = o.loss_space, o.context, bb.objective
+    t = D.sample_time(obj, x0.shape[0], generator, x0.device, o.time_bias)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
     x_t = D.add_noise(obj, x0, noise, t)
     if cfg.objective == "none":
@@ -52,5 +62,5 @@ def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig
     objective = objective_loss(bb, pred, x0, noise, t, loss_space)
     teacher = bb.x0(pred, x_t, t).detach()
     view = bb.space.spectral
-    out = framer_loss(view(students), view(teacher), cfg, generator=neg_generator or generator, gather=gather)
+    out = framer_loss(view(students), view(teacher), cfg, generator=o.neg_generator or generator, gather=o.gather)
     return StepLoss(objective + cfg.weight * out.distill, objective.detach(), out)

@@ -67,13 +67,6 @@ class UNetHeads(nn.Module):
                             F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps])
 
 
-def num_layers(model: nn.Module) -> int:
-    """How many per-layer maps the lens of this model yields."""
-    if isinstance(model, SD3Transformer2DModel):
-        return len(model.transformer_blocks)
-    return len(unet_block_channels(model))
-
-
 @contextmanager
 def tap(model: nn.Module, hooks: Callable, heads: UNetHeads | None = None, head_grad: bool = True) -> Iterator[Tap]:
     """Record per-layer features of `model` while inside the context (hooks removed on exit).

@@ -8,6 +8,7 @@ from framer_nb import cache as C
 from framer_nb import train as T
 from framer_nb.__main__ import main
 from framer_nb.config import TrainConfig
+from framer_nb.pairs import builtin_source
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def _cfg(pipe, **kw) -> TrainConfig:
 def test_cached_pairs_are_latents_shared_by_seeds_and_resume_exactly(tmp_path, sd3_pipe):
     cfg = _cfg(sd3_pipe)
     full = T.train_sr(cfg, "framer", tmp_path / "a", progress=False)
-    path = C.cache_path(cfg, T.builtin_source().fingerprint, tmp_path / "a")
+    path = C.cache_path(cfg, builtin_source().fingerprint, tmp_path / "a")
     pairs = C.load(path)
     # the toy VAE: 4 latent channels, 2x down
     assert len(pairs) == 5 and pairs.hr.shape == (5, 4, 16, 16) and pairs.lr.shape == pairs.hr.shape
@@ -48,7 +49,7 @@ def test_cached_pairs_are_latents_shared_by_seeds_and_resume_exactly(tmp_path, s
 def test_a_damaged_cache_names_its_file(tmp_path, sd3_pipe):
     cfg = _cfg(sd3_pipe, sr_steps=1)
     T.train_sr(cfg, "baseline", tmp_path, progress=False)
-    path = C.cache_path(cfg, T.builtin_source().fingerprint, tmp_path)
+    path = C.cache_path(cfg, builtin_source().fingerprint, tmp_path)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(RuntimeError, match=f"{path.name}: unreadable pair cache.*delete it"):
         C.load(path)

@@ -36,7 +36,7 @@ def test_gathered_negatives_match_one_big_batch(tmp_path):
 
 
 def test_each_process_draws_its_own_batches():
-    from framer_nb.train import data_generator, step_generator
+    from framer_nb.pairs import data_generator, step_generator
     draw = [torch.rand(4, generator=data_generator(0, 7, "sr-data", r)) for r in (0, 1)]
     assert torch.equal(draw[0], torch.rand(4, generator=step_generator(0, 7, "sr-data")))  # = single process
     assert not torch.equal(draw[0], draw[1])

@@ -8,7 +8,9 @@ import torch
 from framer_nb import backbones as B
 from framer_nb import train as T
 from framer_nb.config import FramerConfig, TrainConfig, profile, with_overrides
+from framer_nb.loop import heldout_objective
 from framer_nb.losses import framer_loss
+from framer_nb.priors import prior_run
 from framer_nb.step import training_loss
 
 
@@ -18,13 +20,13 @@ def test_prior_pretraining_and_sr_finetuning_learn(tmp_path):
     # prior's (fed zero LR channels)
     cfg = with_overrides(profile("small").train, backbone="tiny-dit", prior="train", prior_steps=300, sr_steps=300)
     run = T.train_sr(cfg, "baseline", tmp_path, progress=False)
-    prior = T.prior_run(cfg, tmp_path)
+    prior = prior_run(cfg, tmp_path)
     log = pd.read_csv(prior.log_file)
     assert log["objective"].tail(5).mean() < 0.8 * log["objective"].head(5).mean()
-    sr, _ = T.load_trained(run, cfg.backbone)
-    base, _ = T.load_trained(prior, cfg.backbone)
+    sr, _ = T.load_trained(run)
+    base, _ = T.load_trained(prior)
     base.grow_lr_channels()
-    assert T.heldout_objective(sr, cfg) < T.heldout_objective(base, cfg)
+    assert heldout_objective(sr, cfg) < heldout_objective(base, cfg)
 
 
 def _cuda():
@@ -65,9 +67,9 @@ def test_latent_pipeline_trains_resumes_and_evaluates_on_cuda(tmp_path):
         full = T.train_sr(cfg, "framer", tmp_path / "a", progress=False)
         T.train_sr(cfg, "framer", tmp_path / "b", progress=False, stop_after=2)
         resumed = T.train_sr(cfg, "framer", tmp_path / "b", progress=False)
-        bb, _ = T.load_trained(full, name)
+        bb, _ = T.load_trained(full)
         bb.to("cuda")
-        again, _ = T.load_trained(resumed, name)
+        again, _ = T.load_trained(resumed)
         assert all(torch.equal(a.cpu(), b) for a, b in zip(bb.model.state_dict().values(),
                                                             again.model.state_dict().values())), name
         test = E.make_test_set(2, 32, "light")

@@ -6,11 +6,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from framer_nb import checkpoint as ckpt
 from framer_nb import evaluate as E
+from framer_nb import loop as L
+from framer_nb import pairs
 from framer_nb import train as T
 from framer_nb.__main__ import build_parser, main
+from framer_nb.captions import Captions
 from framer_nb.config import TrainConfig
-from framer_nb.runs import Run
+from framer_nb.degrade import load_preset
+from framer_nb.runs import Evaluation, Run
 
 TINY = dict(batch_size=2, sr_steps=3, log_every=1, diag_every=1, ckpt_every=1, sample_steps=2)
 
@@ -29,7 +34,7 @@ def test_train_resume_evaluate_round_trip(tmp_path, backbone):
     full = T.train_sr(cfg, "framer", tmp_path / "a", progress=False)
     part = T.train_sr(cfg, "framer", tmp_path / "b", progress=False, stop_after=1)  # interrupted after step 1
     assert not part.done and part.checkpoint.exists()
-    assert T.checkpoint_seconds(part.checkpoint) > 0  # the interrupted process's training time
+    assert ckpt.trained_seconds(part.checkpoint) > 0  # the interrupted process's training time
     _set_checkpoint_seconds(part.checkpoint, 1000.0)  # as if it had trained for 1000 s
     resumed = T.train_sr(cfg, "framer", tmp_path / "b", progress=False)
     a, b = load_file(str(full.checkpoint)), load_file(str(resumed.checkpoint))
@@ -45,18 +50,19 @@ def test_train_resume_evaluate_round_trip(tmp_path, backbone):
     assert (full.model_dir / "config.json").exists()
     assert full.heads_file.exists() == (backbone == "tiny-unet")  # heads never inside the model
 
-    bb, heads = T.load_trained(full, backbone)
+    bb, heads = T.load_trained(full)
     assert bb.lr_channels == 96 and bb.residual_scale == cfg.residual_scale == 4.0 and bb.lr_detail == 16.0
     assert (heads is not None) == (backbone == "tiny-unet")
     test = E.make_test_set(2, 64, "bicubic")
-    df = E.evaluate_run(bb, test, tmp_path / "eval", {"backbone": backbone}, steps=2, seed=0, tile=64)
+    out = Evaluation(tmp_path / "eval")
+    df = E.evaluate_run(bb, test, out, {"backbone": backbone}, steps=2, seed=0, tile=64)
     assert len(df) == 2 and df["psnr"].notna().all() and df["niqe"].isna().all()  # 64 px: NIQE n/a
-    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    summary = out.summary()
     assert "niqe" in summary["na_reasons"] and summary["protocol"] == "offline" and summary["test_key"] == test.key
-    assert (tmp_path / "eval" / "per_image.csv.provenance.json").exists()
-    again = E.evaluate_run(bb, test, tmp_path / "eval2", {"backbone": backbone}, steps=2, seed=0, tile=64)
-    assert torch.equal(torch.stack(torch.load(tmp_path / "eval" / "sr.pt")),
-                       torch.stack(torch.load(tmp_path / "eval2" / "sr.pt")))
+    assert (tmp_path / "eval" / "per_image.csv.provenance.json").exists() and out.done
+    assert out.crop_images("sr") == sorted(test.names) and out.crop(test.names[0]).exists()
+    again = E.evaluate_run(bb, test, Evaluation(tmp_path / "eval2"), {"backbone": backbone}, steps=2, seed=0, tile=64)
+    assert torch.equal(torch.stack(torch.load(out.sr_file)), torch.stack(torch.load(tmp_path / "eval2" / "sr.pt")))
     assert again["psnr"].tolist() == df["psnr"].tolist()
 
 
@@ -110,7 +116,7 @@ def test_residual_round_trip_and_run_keys(monkeypatch, tmp_path):
     from framer_nb import backbones as B
     cfg = TrainConfig(image_size=16)
     hr = torch.rand(2, 3, 16, 16)
-    hr_px, lr_px = T.sr_pair(hr, T.load_preset("bicubic"), cfg, torch.Generator().manual_seed(0))
+    hr_px, lr_px = pairs.sr_pair(hr, load_preset("bicubic"), cfg, torch.Generator().manual_seed(0))
     bb = B.build("tiny-dit")
     bb.residual_scale = 4.0
     hr_m, lr_m = bb.to_model(hr_px), bb.to_model(lr_px)
@@ -121,8 +127,6 @@ def test_residual_round_trip_and_run_keys(monkeypatch, tmp_path):
     before = T.sr_run(cfg, "framer", tmp_path)
     assert T.sr_run(TrainConfig(image_size=16, residual_scale=2.0), "framer", tmp_path) != before
     assert T.sr_run(TrainConfig(image_size=16, log_every=3, num_workers=2), "framer", tmp_path) == before  # not these
-    # lr_detail joined the key later: at 0 (what runs before it had) it is left out, so their folders stay theirs
-    assert "lr_detail" in cfg.key() and "lr_detail" not in TrainConfig(image_size=16, lr_detail=0.0).key()
     assert T.sr_run(TrainConfig(image_size=16, lr_detail=4.0), "framer", tmp_path) != before
     spec = B.REGISTRY["tiny-dit"]
     monkeypatch.setitem(B.REGISTRY, "tiny-dit", dataclasses.replace(spec, objective=B.Objective("flow")))
@@ -135,11 +139,11 @@ def test_heldout_objective_is_fixed_across_calls_and_models():
     bb = B.build("tiny-dit")
     bb.grow_lr_channels()
     bb.residual_scale = 1.0
-    a = T.heldout_objective(bb, cfg, batches=2, batch_size=4)
-    assert a == T.heldout_objective(bb, cfg, batches=2, batch_size=4) and a > 0
+    a = L.heldout_objective(bb, cfg, batches=2, batch_size=4)
+    assert a == L.heldout_objective(bb, cfg, batches=2, batch_size=4) and a > 0
     with torch.no_grad():
         bb.model.proj_out.weight.mul_(0.5)
-    assert T.heldout_objective(bb, cfg, batches=2, batch_size=4) != a
+    assert L.heldout_objective(bb, cfg, batches=2, batch_size=4) != a
 
 
 def test_ema_and_cosine_schedule_resume_exactly_and_ema_is_saved(tmp_path):
@@ -150,7 +154,7 @@ def test_ema_and_cosine_schedule_resume_exactly_and_ema_is_saved(tmp_path):
     a, b = load_file(str(full.checkpoint)), load_file(str(resumed.checkpoint))
     assert any(k.startswith("ema.") for k in a)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    bb, _ = T.load_trained(full, "tiny-dit")
+    bb, _ = T.load_trained(full)
     saved = dict(bb.model.named_parameters())
     assert all(torch.equal(saved[k[4:]], v) for k, v in a.items() if k.startswith("ema."))  # the EMA is the model
     assert not all(torch.equal(a[f"model.{k[4:]}"], v) for k, v in a.items() if k.startswith("ema."))
@@ -158,7 +162,7 @@ def test_ema_and_cosine_schedule_resume_exactly_and_ema_is_saved(tmp_path):
 
 def _lrs(schedule: str, steps: int) -> list[float]:
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
-    sched, lrs = T.lr_scheduler(opt, schedule, steps), []
+    sched, lrs = L.lr_scheduler(opt, schedule, steps), []
     for _ in range(steps):
         lrs.append(sched.get_last_lr()[0])
         opt.step()
@@ -171,12 +175,10 @@ def test_lr_scheduler_warms_up_then_holds_or_decays_to_zero():
     assert const[0] == cos[0] == 0.0 and const[10] == cos[10] == 1.0 and const[20] == cos[20] == 2.0
     assert const[99] == 2.0 and cos[99] < 1e-3 and cos[60] < cos[40] < 2.0
     with pytest.raises(ValueError, match="lr_schedule"):
-        T.lr_scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), "linear", 100)
+        L.lr_scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), "linear", 100)
 
 
 def test_scores_are_keyed_by_run_config_and_test_set(tmp_path):
-    import dataclasses
-
     from framer_nb import pipeline as P
     from framer_nb.config import profile
     a = P.run_specs(profile("smoke"))[0]
@@ -189,12 +191,10 @@ def test_scores_are_keyed_by_run_config_and_test_set(tmp_path):
     other = E.make_test_set(2, 64, "bicubic", seed=5)
     run = P.run_of(a, tmp_path)
     assert builtin.key == E.make_test_set(2, 64, "bicubic").key != other.key
-    assert run.eval_dir(builtin.key, 10) != run.eval_dir(other.key, 10) != run.eval_dir(builtin.key, 1)
+    assert run.evaluation(builtin.key, 10) != run.evaluation(other.key, 10) != run.evaluation(builtin.key, 1)
 
 
 def test_per_backbone_fields_change_only_their_backbone():
-    import dataclasses
-
     from framer_nb import pipeline as P
     from framer_nb.config import profile
     p = dataclasses.replace(profile("smoke"), per_backbone={"tiny-dit": {"sr_steps": 6}})
@@ -256,10 +256,10 @@ def test_latent_path_trains_resumes_exactly_and_evaluates_with_decoding(tmp_path
     a, b = load_file(str(full.checkpoint)), load_file(str(resumed.checkpoint))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert full.done_record()["prior"]["kind"] == "pretrained"
-    bb, _ = T.load_trained(full, backbone)
+    bb, _ = T.load_trained(full)
     assert bb.lr_channels == 4 and bb.space.downscale == 2 and bb.context["encoder_hidden_states"].abs().sum() > 0
     test = E.make_test_set(2, 64, "bicubic")
-    df = E.evaluate_run(bb, test, tmp_path / "eval", {"backbone": backbone}, steps=2, seed=0, tile=32)
+    df = E.evaluate_run(bb, test, Evaluation(tmp_path / "eval"), {"backbone": backbone}, steps=2, seed=0, tile=32)
     assert df["psnr"].notna().all()  # decoded by the pipeline's VAE and scored in pixels
 
 
@@ -276,9 +276,9 @@ def test_captions_give_per_image_prompts(tmp_path):
     captions.write_text(json.dumps({"cat": "a cat on a sofa"}))  # the dog has none: the null prompt
     cfg = TrainConfig(backbone="sd2-base", pretrained=str(pipe), prior="none", target="image", image_size=32,
                       batch_size=2, sr_steps=2, captions=str(captions))
-    src = T.folder_source(hr, 32)
+    src = pairs.folder_source(hr, 32)
     bb = T.starting_point(cfg, tmp_path / "runs")
-    table = T.Captions.load(captions, bb, str(pipe), tmp_path / "runs")
+    table = Captions.load(captions, bb, str(pipe), tmp_path / "runs")
     ctx = table.context(["cat", "dog", "cat"])["encoder_hidden_states"]
     assert ctx.shape[0] == 3 and torch.equal(ctx[0], ctx[2]) and torch.equal(ctx[1], bb.context["encoder_hidden_states"][0])
     assert not torch.equal(ctx[0], ctx[1])
@@ -287,16 +287,16 @@ def test_captions_give_per_image_prompts(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     with pytest.raises(ValueError, match="bad.json.*captions must be a JSON object"):
-        T.Captions.load(bad, bb, str(pipe), tmp_path / "runs")
+        Captions.load(bad, bb, str(pipe), tmp_path / "runs")
 
 
 def test_pretrain_stopped_early_exports_the_checkpoint_ema_and_says_so(tmp_path):
     # a prior cut short with stop_after ships the EMA weights of that checkpoint; the card names both step counts
     from safetensors.torch import load_file
 
-    from framer_nb.priors import pretrain, shipped_prior, weights_file
-    card = pretrain("tiny-unet", tmp_path / "priors" / "tiny-unet", steps=4, stop_after=2, batch_size=2, residual_scale=3.0,
-                    runs=tmp_path / "runs", eval_every=1, progress=False)
+    from framer_nb.priors import Pretraining, pretrain, shipped_prior, weights_file
+    how = Pretraining(steps=4, stop_after=2, batch_size=2, residual_scale=3.0, eval_every=1)
+    card = pretrain("tiny-unet", how, tmp_path / "priors" / "tiny-unet", runs=tmp_path / "runs", progress=False)
     assert (card["steps"], card["schedule_steps"]) == (2, 4)
     assert [p["step"] for p in card["heldout_curve"]] == [1, 2] and "--stop-after 2" in card["command"]
     assert card["residual_scale"] == 3.0 and "--residual-scale 3" in card["command"]  # the scale it learned
@@ -326,7 +326,8 @@ def test_priors_are_observed_on_their_own_residual_scale_and_fine_tuned_on_the_p
     assert p.train.residual_scale != 2.5  # else this test shows nothing
     assert T.starting_point(p.train, tmp_path).residual_scale == p.train.residual_scale
     assert {b.residual_scale for b in O.load_priors(p, tmp_path, progress=False).values()} == {2.5}
-    assert P.residual_scale_of({}) == P.LEGACY_RESIDUAL_SCALE == 1.0  # cards from before the scale was recorded
+    with pytest.raises(ValueError, match="no residual_scale"):
+        P.residual_scale_of({"backbone": "tiny-dit"})
 
 
 def test_pretrain_minutes_are_sized_from_timed_steps_here():
@@ -338,16 +339,24 @@ def test_pretrain_minutes_are_sized_from_timed_steps_here():
 
 def test_head_grad_enters_a_run_key_only_where_it_changes_what_is_trained(tmp_path):
     # the switch exists for the SD3 lens (its head is the model's output head); U-Net lens heads and the baseline
-    # are unaffected, and runs keyed before the switch existed (the head trained) keep their folders
-    import dataclasses
-
+    # are unaffected by it
     from framer_nb.config import FramerConfig
     trained = FramerConfig(head_grad=True)
     cfg = TrainConfig(image_size=16, prior="none")
     for backbone, changes in (("tiny-dit", True), ("tiny-unet", False)):
         c = dataclasses.replace(cfg, backbone=backbone)
         assert (T.sr_run(c, "framer", tmp_path, framer=trained) != T.sr_run(c, "framer", tmp_path)) == changes
-    legacy = {k: v for k, v in dataclasses.asdict(trained).items() if k != "head_grad"}
-    assert T.framer_key(FramerConfig(head_grad=True), "tiny-dit") == legacy
+    assert T.framer_key(trained, "tiny-dit")["head_grad"] is True
     assert "head_grad" not in T.framer_key(FramerConfig(objective="none", head_grad=False), "tiny-dit")
-    assert "cache_pairs" not in TrainConfig().key() and TrainConfig(cache_pairs=4).key()["cache_pairs"] == 4
+    assert "head_grad" not in T.framer_key(trained, "tiny-unet")
+
+
+def test_run_config_round_trips_and_runs_know_their_root(tmp_path):
+    cfg = TrainConfig(backbone="tiny-unet", crop_scale=(0.5, 0.5), **TINY)
+    run = T.sr_run(cfg, "baseline", tmp_path / "runs")
+    run.start({"config": dataclasses.asdict(cfg)})
+    assert run.config() == cfg and run.root == tmp_path / "runs"
+    assert Run(tmp_path / "runs" / "prior" / "tiny-unet-abc").root == tmp_path / "runs"
+    run.info_file.write_text(json.dumps({"config": {**dataclasses.asdict(cfg), "nonsense": 1}}))
+    with pytest.raises(ValueError, match="run.json.*nonsense"):
+        run.config()

@@ -70,7 +70,7 @@ def main() -> None:
             log = pd.read_csv(run.log_file)
             entry.update(median_step_s=float(log["step_s"].median()), first_loss=float(log["total"].iloc[0]),
                          last_loss=float(log["total"].iloc[-1]), steps=int(log["step"].iloc[-1]), run=str(run.path))
-            bb, _ = load_trained(run, name)
+            bb, _ = load_trained(run)
             bb.to(device)
             test = E.make_test_set(2, args.image_size, "realesrgan_x4plus")
             t2 = time.time()

@@ -32,7 +32,7 @@ VARIANTS = {"baseline": FramerConfig(objective="none"), "framer": FramerConfig()
 
 
 def setup(args):
-    recompute.ON_CPU = args.recompute_on_cpu
+    recompute.use_on_cpu(args.recompute_on_cpu)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     bb = B.build(args.backbone, device=args.device)
     bb.model.to(dtype)

@@ -5,14 +5,14 @@ On a GPU the candidates run in parallel processes (`--minutes` of prior pretrain
 the CPU recipe (batch 16, the listed step counts and learning rates), so their results transfer to the 2-core
 machine. `--cpu-timing` instead measures each candidate's training step time on this CPU (the budget side).
 
-    python benchmarks/backbone_sizing.py --minutes 4 --out build/sizing            # GPU: priors + SR probes
-    python benchmarks/backbone_sizing.py --candidates dit-p1-64x4 --minutes 30 --sr-steps 900 --sr-lrs 0.002
+    python research/backbone_sizing.py --minutes 4 --out build/sizing            # GPU: priors + SR probes
+    python research/backbone_sizing.py --candidates dit-p1-64x4 --minutes 30 --sr-steps 900 --sr-lrs 0.002
                                                       # CPU: one candidate's prior and its SR probes
-    python benchmarks/backbone_sizing.py --cpu-timing --out build/sizing          # CPU: ms per step
-    python benchmarks/backbone_sizing.py --scratch --sr-steps 900 --sr-lrs 0.002 --out build/sizing
+    python research/backbone_sizing.py --cpu-timing --out build/sizing          # CPU: ms per step
+    python research/backbone_sizing.py --scratch --sr-steps 900 --sr-lrs 0.002 --out build/sizing
                                                       # CPU: SR from scratch only (no prior), one thread each
 Writes <out>/backbone_sizing.json (and the candidates' priors under <out>/priors/), <out>/cpu_timing.json or
-<out>/backbone_sizing_scratch.json, with provenance. Committed results: benchmarks/results/backbone_sizing_*.json.
+<out>/backbone_sizing_scratch.json, with provenance. Committed results: research/results/backbone_sizing_*.json.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def register(name: str) -> str:
     base, over = CANDIDATES[name]
     spec = B.spec(base)
     key = f"{base}@{name}"
-    B.REGISTRY[key] = dataclasses.replace(spec, name=key, config={**spec.config, **over}, prior=None)
+    B.register(dataclasses.replace(spec, name=key, config={**spec.config, **over}, prior=None))
     return key
 
 
@@ -83,7 +83,7 @@ def scratch(name: str, out: Path, sr_steps=SR_STEPS, sr_lrs=SR_LRS) -> dict:
         for lr in sr_lrs:
             t1 = time.time()
             run = train_sr(dataclasses.replace(base, sr_steps=steps, lr=lr), "baseline", out / "runs", progress=False)
-            bb, _ = load_trained(run, key)
+            bb, _ = load_trained(run)
             result["probes"].append({"prior": "none", "sr_steps": steps, "lr": lr,
                                      "train_s": round(time.time() - t1, 1), **val_gain(bb, 10)})
     (out / f"sizing_{name}.json").write_text(json.dumps(result, indent=2, default=str))
@@ -93,13 +93,14 @@ def scratch(name: str, out: Path, sr_steps=SR_STEPS, sr_lrs=SR_LRS) -> dict:
 def one(name: str, minutes: float, out: Path, batch: int, sr_steps=SR_STEPS, sr_lrs=SR_LRS) -> dict:
     """Pretrain one candidate's prior, then the SR probes (and one from scratch)."""
     from framer_nb.config import TrainConfig, profile
-    from framer_nb.priors import pretrain
+    from framer_nb.priors import Pretraining, pretrain
     from framer_nb.train import load_trained, train_sr
     key = register(name)
     t0 = time.time()
-    card = pretrain(key, out / "priors" / name, minutes=minutes, batch_size=batch, lr=1e-3, runs=out / "runs",
-                    eval_every=1000, num_workers=2 if DEVICE == "cuda" else 0, progress=False,
-                    command=f"python benchmarks/backbone_sizing.py --minutes {minutes} (candidate {name})")
+    how = Pretraining(minutes=minutes, batch_size=batch, lr=1e-3, eval_every=1000,
+                      num_workers=2 if DEVICE == "cuda" else 0)
+    card = pretrain(key, how, out / "priors" / name, runs=out / "runs", progress=False,
+                    command=f"python research/backbone_sizing.py --minutes {minutes} (candidate {name})")
     result = {"candidate": name, "backbone": key, "config": B.spec(key).config, "prior_steps": card["steps"],
               "prior_wall_s": card["wall_s"], "prior_heldout": card["heldout_curve"], "probes": []}
     base = TrainConfig(backbone=key, prior="train", prior_steps=card["steps"], prior_lr=1e-3, prior_batch_size=batch,
@@ -109,14 +110,14 @@ def one(name: str, minutes: float, out: Path, batch: int, sr_steps=SR_STEPS, sr_
             cfg = dataclasses.replace(base, sr_steps=steps, lr=lr)
             t1 = time.time()
             run = train_sr(cfg, "baseline", out / "runs", progress=False)
-            bb, _ = load_trained(run, key)
+            bb, _ = load_trained(run)
             result["probes"].append({"prior": "pretrained", "sr_steps": steps, "lr": lr,
                                      "train_s": round(time.time() - t1, 1), **val_gain(bb.to(DEVICE), 10)})
     # the same config as `scratch`, so a candidate probed there already is not trained again
     cfg = dataclasses.replace(profile("small").train, backbone=key, prior="none", seed=0, sr_steps=sr_steps[-1],
                               lr=sr_lrs[0])
     run = train_sr(cfg, "baseline", out / "runs", progress=False)
-    bb, _ = load_trained(run, key)
+    bb, _ = load_trained(run)
     result["probes"].append({"prior": "none", "sr_steps": sr_steps[-1], "lr": sr_lrs[0], **val_gain(bb.to(DEVICE), 10)})
     result["total_s"] = round(time.time() - t0, 1)
     (out / f"sizing_{name}.json").write_text(json.dumps(result, indent=2, default=str))

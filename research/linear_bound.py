@@ -5,13 +5,7 @@ reads 3 x 3 LR positions of the bicubic upsample) is fitted by least squares to 
 the training photos (the SR training sampler: 64-px crops, the profile's scale range, flips and rotations), then
 scored on the 8 validation crops and, for reference only, the 8 test crops (nothing is chosen on them).
 
-`--skip BACKBONES` also fine-tunes those backbones (baseline, seed 0, the small profile's recipe, from the shipped
-prior) with the fitted filter as the residual's base, x0 = s (HR - up - filter(up)) in place of s (HR - up) where
-up is the bicubic upsample, and scores them on the validation crops as benchmarks/recipe.py does. Run keys do
-not know the filter: those runs live in their own folder (--runs).
-
-    python benchmarks/linear_bound.py                      ->  benchmarks/results/linear_bound.json
-    python benchmarks/linear_bound.py --skip tiny-dit,tiny-unet
+    python research/linear_bound.py                      ->  research/results/linear_bound.json
 """
 
 from __future__ import annotations
@@ -19,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -36,7 +29,7 @@ FACTOR = 4  # the tiny models' pixel-unshuffle factor (and the SR scale)
 def fit_filter(kernel: int, batches: int = 20, batch: int = 64, seed: int = 0, ridge: float = 1e-3) -> torch.nn.Conv2d:
     """Least-squares K x K conv (48 -> 48 channels, with bias, replicate padding) from the unshuffled bicubic
     upsample to the unshuffled residual HR - upsample, images in [-1, 1], on `batches` x `batch` training crops."""
-    from framer_nb.train import builtin_source, data_generator
+    from framer_nb.pairs import builtin_source, data_generator
     cfg = profile("small").train
     source, pad, channels = builtin_source(), kernel // 2, 3 * FACTOR ** 2
     gram, cross = 0.0, 0.0
@@ -73,44 +66,10 @@ def score(conv: torch.nn.Conv2d, split: str) -> dict:
             "gain": round(linear - bicubic, 3)}
 
 
-@contextmanager
-def filter_as_base(conv: torch.nn.Conv2d):
-    """framer_nb.backbones' residual target and its inverse with `up + filter(up)` as the base (model space)."""
-    import framer_nb.backbones as B
-    saved = B.sr_target, B.sr_image
-
-    def base(lr):
-        return lr + conv.to(lr.dtype)(lr)
-
-    B.sr_target = lambda hr, lr, s: (hr - base(lr)) * s
-    B.sr_image = lambda x0, lr, s: x0 / s + base(lr)
-    try:
-        yield
-    finally:
-        B.sr_target, B.sr_image = saved
-
-
-def skip_probe(backbone: str, kernel: int, runs: str) -> dict:
-    """Fine-tune `backbone` (baseline, seed 0, the small recipe) with the fitted filter as the residual's base."""
-    from framer_nb.evaluate import validation_gain
-    from framer_nb.train import load_trained, train_sr
-    cfg = profile("small").train_for(backbone, seed=0)
-    if cfg.target != "residual":
-        raise ValueError("the skip probe needs the residual target")
-    with filter_as_base(fit_filter(kernel)):
-        run = train_sr(cfg, "baseline", runs, progress=False)
-        bb, _ = load_trained(run, backbone)
-        gains = validation_gain(bb, 10)
-    return {"backbone": backbone, "variant": "baseline", "kernel": kernel, "sr_steps": cfg.sr_steps,
-            "train_s": run.done_record()["wall_s"], "split": "val", **gains}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kernels", default="1,3,5", help="comma list of filter sizes K (LR positions)")
-    ap.add_argument("--skip", default="", help="comma list of backbones to fine-tune with the K=3 filter as base")
-    ap.add_argument("--runs", default="build/linear-runs", help="runs folder of the skip probes")
-    ap.add_argument("--out", default="benchmarks/results/linear_bound.json", help="JSON path")
+    ap.add_argument("--out", default="research/results/linear_bound.json", help="JSON path")
     args = ap.parse_args()
     torch.set_num_threads(2)
     filters = []
@@ -121,18 +80,9 @@ def main() -> None:
         for split in ("val", "test"):
             filters.append({"kernel": k, "fit_s": fit_s, **score(conv, split)})
             print(filters[-1], flush=True)
-    skip = []
-    if args.skip:
-        from framer_nb.pipeline import parallel
-        skip = parallel(skip_probe, [(b, 3, args.runs) for b in args.skip.split(",")], desc="skip probes")
-        for r in skip:
-            print(r, flush=True)
     out = Path(args.out)
-    if not args.skip and out.exists():  # refitting the filters keeps the skip probes of an earlier run
-        skip = json.loads(out.read_text()).get("skip_probes", [])
     out.write_text(json.dumps(provenance(benchmark="linear_bound", train_data="builtin:train photos",
-                                         fit="20 x 64 crops of 64 px, ridge 1e-3", filters=filters,
-                                         skip_probes=skip), indent=2))
+                                         fit="20 x 64 crops of 64 px, ridge 1e-3", filters=filters), indent=2))
     print(f"wrote {out}")
 
 

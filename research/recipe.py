@@ -4,9 +4,10 @@ Every probe fine-tunes one backbone (a variant, baseline by default, seed 0) for
 shipped prior (or from scratch), then scores the one-step (posterior mean) and 10-step PSNR gain over bicubic on 8
 validation crops (framer_nb.evaluate.validation_gain). Probes run in single-threaded worker processes. Results
 are merged into the JSON: a probe run again replaces its earlier row, the others stay (each row has its commit).
+Rows scored with an earlier rule of the tiled sampler were dropped from the JSON when the rule changed (git keeps them).
 
-    python benchmarks/recipe.py                                           ->  benchmarks/results/recipe.json
-    python benchmarks/recipe.py --backbones tiny-dit --variants baseline,framer --probes current,"residual x4"
+    python research/recipe.py                                           ->  research/results/recipe.json
+    python research/recipe.py --backbones tiny-dit --variants baseline,framer --probes current,"residual x4"
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
-from framer_nb.config import profile, recipe, recorded_recipe
+from framer_nb.config import FramerConfig, TrainConfig, profile
+from framer_nb.config import variant as variant_config
+from framer_nb.evaluate import validation_gain
 from framer_nb.pipeline import parallel
+from framer_nb.priors import residual_scale_of, shipped_prior
 from framer_nb.provenance import provenance
+from framer_nb.train import head_grad_applies, load_trained, train_sr
 
 # name -> overrides of the small profile's TrainConfig (the first is the current recipe)
 PROBES: dict[str, dict] = {
@@ -60,33 +64,21 @@ PROBES: dict[str, dict] = {
     "EMA 0.995": {"ema_decay": 0.995},
     "EMA 0.998": {"ema_decay": 0.998},
     "no weight decay or clipping": {"weight_decay": 0.0, "grad_clip": 100.0},
-    # `embed_kernel` is not a TrainConfig field: the DiT's patch embedding widened from 2 x 2 to 4 x 4 (stride 2,
-    # padding 1) with zero-initialised taps, so each token reads the 4 x 4 positions that a 3 x 3 filter at its
-    # own 2 x 2 needs (benchmarks/linear_bound.py); same function at step 0, as for the LR channels
-    "overlapping patch embedding": {"embed_kernel": 4},
     # the LR condition's detail channels (Backbone.lr_detail: gain on LR minus its Gaussian blur, sigma 4 px)
     "no LR detail": {"lr_detail": 0.0},
     "LR detail x4": {"lr_detail": 4.0},
     "LR detail x64": {"lr_detail": 64.0},
 }
-ARCHITECTURE = ("embed_kernel",)  # probe keys that change the backbone, not the TrainConfig
+# the knobs every row records (plus any other knob its probe sets), and the residual scale of the prior they start from
+RECIPE_KNOBS = ("prior", "residual_scale", "lr_schedule", "time_bias", "lr", "sr_steps", "batch_size", "lr_detail")
 
 
 def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "baseline") -> dict:
-    from framer_nb.config import variant as variant_config
-    from framer_nb.evaluate import validation_gain
-    from framer_nb.train import load_trained, train_sr
-    train_overrides = {k: v for k, v in overrides.items() if k != "framer" and k not in ARCHITECTURE}
-    arch = {k: v for k, v in overrides.items() if k in ARCHITECTURE}
+    train_overrides = {k: v for k, v in overrides.items() if k != "framer"}
     cfg = profile("small").train_for(backbone, seed=0, **train_overrides)
     fcfg = dataclasses.replace(variant_config(variant), **overrides.get("framer", {}))
-    if arch:  # run keys do not know the architecture change: those runs get their own folder
-        with widened_embedding(arch["embed_kernel"]):
-            run = train_sr(cfg, variant, Path(runs) / f"embed{arch['embed_kernel']}", progress=False, framer=fcfg)
-            bb = trained_widened(run, cfg)
-    else:
-        run = train_sr(cfg, variant, runs, progress=False, framer=fcfg)
-        bb, _ = load_trained(run, backbone)
+    run = train_sr(cfg, variant, runs, progress=False, framer=fcfg)
+    bb, _ = load_trained(run)
     return {"backbone": backbone, "variant": variant, "probe": name, "overrides": overrides,
             # every row records its knobs, so rows stay comparable as defaults change
             "recipe": row_recipe(cfg, fcfg, overrides),
@@ -95,52 +87,28 @@ def probe(backbone: str, name: str, overrides: dict, runs: str, variant: str = "
             "git_commit": provenance()["git_commit"]}
 
 
-def row_recipe(cfg, fcfg, overrides: dict) -> dict:
-    """The recipe a probe row records: `framer_nb.config.recipe`'s knobs plus every other knob the probe sets (an
-    optimiser setting, an architecture key), so that its row keeps its own key beside the current recipe's."""
+def recipe(cfg: TrainConfig, fcfg: FramerConfig) -> dict:
+    """The SR recipe of a config: its knobs, `prior_scale` (the residual scale the starting prior learned: the
+    shipped prior's model card; None without a tiny prior) and `head_grad` (None where it does not apply)."""
+    scale = residual_scale_of(shipped_prior(cfg.backbone)) if cfg.prior == "shipped" and not cfg.pretrained else \
+        cfg.residual_scale if cfg.prior == "train" else None
+    return {**{k: getattr(cfg, k) for k in RECIPE_KNOBS}, "prior_scale": scale,
+            "head_grad": fcfg.head_grad if head_grad_applies(fcfg, cfg.backbone) else None}
+
+
+def row_recipe(cfg: TrainConfig, fcfg: FramerConfig, overrides: dict) -> dict:
+    """The recipe a probe row records: `recipe`'s knobs plus every other knob the probe sets (an optimiser
+    setting), so that its row keeps its own key beside the current recipe's."""
     knobs = recipe(cfg, fcfg)
-    extra = {k: (getattr(cfg, k) if k not in ARCHITECTURE else v) for k, v in overrides.items() if k != "framer"}
+    extra = {k: getattr(cfg, k) for k in overrides if k != "framer"}
     return {**knobs, **{k: v for k, v in extra.items() if k not in knobs}}
-
-
-@contextmanager
-def widened_embedding(kernel: int):
-    """Backbones grow their LR channels into an input convolution widened to `kernel` x `kernel`."""
-    from framer_nb.adapters import widen
-    from framer_nb.backbones import Backbone
-    grow = Backbone.grow_lr_channels
-
-    def grow_and_widen(self, extra=None):
-        grow(self, extra)
-        self.adapter.set_input_conv(self.model, widen(self.adapter.get_input_conv(self.model), kernel))
-
-    Backbone.grow_lr_channels = grow_and_widen
-    try:
-        yield
-    finally:
-        Backbone.grow_lr_channels = grow
-
-
-def trained_widened(run, cfg):
-    """A run trained under `widened_embedding`: its starting point, widened, with the run's weights (EMA)."""
-    from safetensors.torch import load_file
-
-    from framer_nb.train import starting_point
-    bb = starting_point(cfg, run.path.parent.parent.parent, progress=False)
-    bb.grow_lr_channels()
-    (weights,) = run.model_dir.glob("*.safetensors")
-    bb.model.load_state_dict(load_file(str(weights)))
-    return bb
 
 
 def merged(old: list[dict], new: list[dict]) -> list[dict]:
     """`old` rows with the rows of `new` put in place of those with the same backbone, variant, recipe and tiled
-    sampler (rows scored with an earlier rule stay beside today's)."""
-    from framer_nb.evaluate import LEGACY_TILING
-
+    sampler."""
     def key(r: dict) -> tuple:
-        return r["backbone"], r["variant"], r.get("tiling", LEGACY_TILING), \
-            json.dumps(recorded_recipe(r["recipe"], r["variant"], r["backbone"]), sort_keys=True)
+        return r["backbone"], r["variant"], r.get("tiling"), json.dumps(r["recipe"], sort_keys=True)
     fresh = {key(r): r for r in new}
     return [r for r in old if key(r) not in fresh] + new
 
@@ -151,7 +119,7 @@ def main() -> None:
     ap.add_argument("--probes", default=",".join(PROBES), help="comma list of probe names")
     ap.add_argument("--variants", default="baseline", help="comma list of variants")
     ap.add_argument("--runs", default="build/recipe-runs", help="runs folder")
-    ap.add_argument("--out", default="benchmarks/results/recipe.json", help="JSON path")
+    ap.add_argument("--out", default="research/results/recipe.json", help="JSON path")
     args = ap.parse_args()
     names = [n for n in args.probes.split(",") if n]
     unknown = [n for n in names if n not in PROBES]

@@ -3,11 +3,11 @@
 `TrainConfig.time_bias` draws SR training times nearer to noise. The recipe is chosen on the one-step (posterior
 mean) gain, which a stronger bias raises; this benchmark shows what the 10-step samples give for it: PSNR, NIQE and
 the spectral distances to HR (lower is better for the last three), against bicubic. Scores the runs that
-benchmarks/recipe.py trained (seed 0; no training here):
+research/recipe.py trained (seed 0; no training here):
 
-    python benchmarks/recipe.py --backbones tiny-dit --probes "time bias 8,time bias 16,time bias 32"
-    python benchmarks/sample_quality.py --backbone tiny-dit --time-biases 8,16,32
-        ->  merged into benchmarks/results/sample_quality.json
+    python research/recipe.py --backbones tiny-dit --probes "time bias 8,time bias 16,time bias 32"
+    python research/sample_quality.py --backbone tiny-dit --time-biases 8,16,32
+        ->  merged into research/results/sample_quality.json
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="sampler steps")
     ap.add_argument("--sr-steps", type=int, default=900, help="SR training steps of the probe runs (the time-bias "
                     "probes ran 900 on both backbones)")
-    ap.add_argument("--runs", default="build/recipe-runs", help="runs folder of benchmarks/recipe.py")
-    ap.add_argument("--out", default="benchmarks/results/sample_quality.json", help="JSON path (rows merged)")
+    ap.add_argument("--runs", default="build/recipe-runs", help="runs folder of research/recipe.py")
+    ap.add_argument("--out", default="research/results/sample_quality.json", help="JSON path (rows merged)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     test = make_test_set(8, 128, profile("small").train.degradation, split="val")
@@ -46,9 +46,9 @@ def main() -> None:
         cfg = profile("small").train_for(args.backbone, seed=0, time_bias=tb, sr_steps=args.sr_steps)
         run = sr_run(cfg, args.variant, args.runs)
         if not run.done:
-            raise SystemExit(f"{run.path}: no finished probe run for time bias {tb:g}; run benchmarks/recipe.py "
+            raise SystemExit(f"{run.path}: no finished probe run for time bias {tb:g}; run research/recipe.py "
                              f'--backbones {args.backbone} --variants {args.variant} --probes "time bias {tb:g}" first')
-        bb, _ = load_trained(run, args.backbone)
+        bb, _ = load_trained(run)
         df, _ = score_table(test.names, super_resolve_set(bb, test, args.steps, 0, 64), test.hr, "offline")
         rows.append({"backbone": args.backbone, "variant": args.variant, "time_bias": tb, "sr_steps": cfg.sr_steps,
                      "run": run.path.name,

@@ -6,7 +6,7 @@ the 32-px stride of half a tile, the rule before framer_nb.evaluate.tile_stride)
 the same pixels, a stride of an odd number of 4-px model positions (today's rule: 20 px) interleaves them. Scores
 the seed-0 runs of today's small recipe that `make reproduce` trained (no training here):
 
-    python benchmarks/tile_overlap.py --runs build/runs   ->  benchmarks/results/tile_overlap.json
+    python research/tile_overlap.py --runs build/runs   ->  research/results/tile_overlap.json
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main():
     ap.add_argument("--overlaps", default="32,36,44,52,60", help="comma list of overlaps in pixels (tile 64)")
     ap.add_argument("--variants", default="baseline,framer", help="comma list")
     ap.add_argument("--seed", type=int, default=0, help="training seed of the runs scored")
-    ap.add_argument("--out", default="benchmarks/results/tile_overlap.json", help="JSON path")
+    ap.add_argument("--out", default="research/results/tile_overlap.json", help="JSON path")
     args = ap.parse_args()
     torch.set_num_threads(1)
     p = profile("small")
@@ -50,7 +50,7 @@ def main():
     for backbone in p.backbones:
         for variant in args.variants.split(","):
             folder = run_folder(Path(args.runs), backbone, variant, args.seed)
-            bb, _ = load_trained(folder, backbone)
+            bb, _ = load_trained(folder)
             for ov in overlaps:
                 gain = float(psnr(super_resolve(bb, up, 1, 0, 64, overlap=ov), hr).mean()) - bicubic
                 rows.append({"backbone": backbone, "variant": variant, "overlap_px": ov, "stride_px": 64 - ov,

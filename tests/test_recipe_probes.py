@@ -1,55 +1,15 @@
-"""benchmarks/recipe.py: the widened patch embedding keeps the prior's function at step 0; probe rows keep their knobs."""
+"""research/recipe.py: probe rows keep every knob they set, so rows stay comparable as defaults change."""
 
 import importlib.util
 from pathlib import Path
 
-import pytest
 import torch
 
-import framer_nb.backbones as B
-from framer_nb.adapters import widen
+from framer_nb.config import profile, variant, with_overrides
 
-_spec = importlib.util.spec_from_file_location("recipe", Path(__file__).parents[1] / "benchmarks" / "recipe.py")
+_spec = importlib.util.spec_from_file_location("recipe", Path(__file__).parents[1] / "research" / "recipe.py")
 R = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(R)
-
-
-def test_widened_embedding_is_the_same_function_at_step_0():
-    stock = B.build("tiny-dit", seed=0)
-    stock.grow_lr_channels()
-    torch.nn.init.normal_(stock.adapter.get_input_conv(stock.model).weight)  # LR taps that are not zero
-    wide = B.build("tiny-dit", seed=0)
-    wide.grow_lr_channels()
-    wide.model.load_state_dict(stock.model.state_dict())
-    wide.adapter.set_input_conv(wide.model, widen(wide.adapter.get_input_conv(wide.model), 4))
-    conv = wide.adapter.get_input_conv(wide.model)
-    assert conv.kernel_size == (4, 4) and conv.stride == (2, 2) and conv.padding == (1, 1)
-    x, lr, t = torch.randn(2, 48, 16, 16), torch.randn(2, 48, 16, 16), torch.full((2,), 500.0)
-    with torch.no_grad():
-        assert torch.allclose(wide.predict(x, t, lr), stock.predict(x, t, lr), atol=1e-5)
-
-
-def test_widened_embedding_grows_wide_and_restores():
-    stock_grow = B.Backbone.grow_lr_channels
-    with R.widened_embedding(4):
-        bb = B.build("tiny-dit", seed=0)
-        bb.grow_lr_channels()
-    assert B.Backbone.grow_lr_channels is stock_grow
-    conv = bb.adapter.get_input_conv(bb.model)
-    assert conv.kernel_size == (4, 4) and conv.in_channels == 96
-    assert torch.count_nonzero(conv.weight[:, :, 0]) == 0 and torch.count_nonzero(conv.weight[:, :, :, 3]) == 0
-
-
-def test_widen_rejects_odd_growth():
-    with pytest.raises(ValueError, match="even amount"):
-        widen(torch.nn.Conv2d(4, 8, 2, 2), 3)
-
-
-def test_architecture_probes_keep_their_own_recipe_key():
-    """A row of an architecture probe must not replace the row of the same TrainConfig without it."""
-    base = {"backbone": "tiny-dit", "variant": "baseline", "recipe": {"lr": 2e-3}}
-    wide = {**base, "recipe": {"lr": 2e-3, "embed_kernel": 4}}
-    assert len(R.merged([base], [wide])) == 2
 
 
 def test_rows_of_another_tiled_sampler_stay_beside_todays():
@@ -70,15 +30,21 @@ def test_ema_decay_is_capped_by_the_step_count():
 
 
 def test_probe_rows_record_every_knob_they_set():
-    """A probe of a knob that framer_nb.config.recipe does not list must not share the current recipe's key."""
-    from framer_nb.config import profile, recipe, variant, with_overrides
+    """A probe of a knob that `recipe` does not list must not share the current recipe's key."""
     train = profile("small").train
-    cfg = with_overrides(train, ema_decay=0.0)
-    now = recipe(train, variant("baseline"))
-    assert "ema_decay" not in now  # else this test does not test the extra knobs
-    row = R.row_recipe(cfg, variant("baseline"), {"ema_decay": 0.0})
+    now = R.recipe(train, variant("baseline"))
+    assert "ema_decay" not in now and now["head_grad"] is None  # the baseline has no FRAMER head to freeze
+    row = R.row_recipe(with_overrides(train, ema_decay=0.0), variant("baseline"), {"ema_decay": 0.0})
     assert row == {**now, "ema_decay": 0.0}
-    assert R.row_recipe(train, variant("baseline"), {"embed_kernel": 4}) == {**now, "embed_kernel": 4}
     assert R.row_recipe(with_overrides(train, lr=1e-3), variant("baseline"), {"lr": 1e-3})["lr"] == 1e-3
+    assert R.recipe(train.__class__(backbone="tiny-dit"), variant("framer"))["head_grad"] is False
     rows = [{"backbone": "tiny-dit", "variant": "baseline", "recipe": r} for r in (now, row)]
     assert len(R.merged(rows[:1], rows[1:])) == 2
+
+
+def test_committed_recipe_rows_are_all_scored_with_todays_tiling():
+    import json
+
+    from framer_nb.evaluate import TILING
+    rows = json.loads((Path(__file__).parents[1] / "research" / "results" / "recipe.json").read_text())["results"]
+    assert rows and {r["tiling"] for r in rows} == {TILING}

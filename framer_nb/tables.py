@@ -10,6 +10,7 @@ import pandas as pd
 from .metrics import HIGHER_BETTER
 from .paths import DATA_ROOT
 from .provenance import write_sidecar
+from .stats import compare, per_seed_differences
 
 PAPER_DIR = DATA_ROOT / "paper"
 
@@ -164,22 +165,23 @@ def relative_change(summary: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame
 
 def framer_vs_baseline(df: pd.DataFrame, profile, metrics=("psnr", "ssim", "fsim", "niqe", "psnr_hf", "spec_hf")
                        ) -> pd.DataFrame:
-    """FRAMER minus baseline per task and backbone, paired over seeds (positive = FRAMER better, whatever the
-    metric's direction): mean and std over seeds, paired t-test p, 95% bootstrap interval, and the change in %."""
-    from .verdicts import paired
+    """FRAMER minus baseline per task and backbone (positive = FRAMER better, whatever the metric's direction): the
+    mean over seeds of the per-seed paired differences, its 95% t-interval, the design's minimum detectable effect
+    and the verdict (framer_nb.stats), and the change in %."""
     rows = []
     for (task, backbone), g in df[df["variant"].isin(["baseline", "framer"])].groupby(["task", "backbone"]):
         for m in metrics:
             if m not in g or g[m].isna().all():
                 continue
-            c = paired(g, "framer", "baseline", m, higher_is_better(m))
-            if not c.get("n_seeds"):
+            sign = 1.0 if higher_is_better(m) else -1.0
+            c = compare(sign * per_seed_differences(g, m, "framer", "baseline"), m)
+            if not c.n_seeds:
                 continue
             base = g[g["variant"] == "baseline"][m].mean()
-            rows.append({"task": task, "backbone": backbone, "metric": m, "framer_minus_baseline": round(c["mean"], 4),
-                         "std_over_seeds": round(c["std"], 4), "paired_t_p": round(c["p"], 4),
-                         "ci95_low": round(c["ci95"][0], 4), "ci95_high": round(c["ci95"][1], 4),
-                         "change_%": round(100 * c["mean"] / abs(base), 2), "seeds": c["n_seeds"]})
+            rows.append({"task": task, "backbone": backbone, "metric": m, "framer_minus_baseline": round(c.effect, 4),
+                         "ci95_low": round(c.low, 4), "ci95_high": round(c.high, 4), "mde": round(c.mde, 4),
+                         "verdict": c.verdict(), "change_%": round(100 * c.effect / abs(base), 2),
+                         "seeds": c.n_seeds})
     return pd.DataFrame(rows)
 
 

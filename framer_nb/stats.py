@@ -1,0 +1,70 @@
+"""Paired comparisons over training seeds: the effect, its 95% interval, and a verdict with three outcomes.
+
+A seed is the unit: each seed's variants are trained on the same data and scored on the same crops, so one seed
+gives one paired difference (the mean over crops of variant A minus variant B). The interval is Student's t over
+those per-seed differences; with few seeds it is wide, which is the honest answer. The minimum detectable effect
+(MDE) is the true difference the design would find with 80% power at the 5% level (two-sided): (t_0.975 + t_0.8)
+times the standard error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A minus B on one metric: mean over seeds, its 95% interval and the design's minimum detectable effect."""
+
+    metric: str
+    effect: float
+    low: float
+    high: float
+    mde: float
+    n_seeds: int
+
+    def verdict(self, higher_is_better: bool = True, margin: float = 0.0) -> str:
+        """'better' or 'worse' when the interval lies past `margin` on one side of zero, else 'inconclusive'
+        (also with fewer than two seeds, or a NaN anywhere: NaN never passes)."""
+        if self.n_seeds < 2 or any(math.isnan(v) for v in (self.low, self.high)):
+            return "inconclusive"
+        if self.low > margin:
+            return "better" if higher_is_better else "worse"
+        if self.high < -margin:
+            return "worse" if higher_is_better else "better"
+        return "inconclusive"
+
+    def describe(self, unit: str = "") -> str:
+        """'+0.19 dB [−0.50, +0.88], MDE 0.98' (3 seeds)."""
+        u = f" {unit}" if unit else ""
+        return (f"{self.effect:+.3f}{u} [{self.low:+.3f}, {self.high:+.3f}], MDE {self.mde:.3f}"
+                f" ({self.n_seeds} seed{'s' * (self.n_seeds != 1)})")
+
+
+def per_seed_differences(df: pd.DataFrame, metric: str, a: str, b: str) -> pd.Series:
+    """Per seed, the mean over images of variant `a` minus variant `b` (rows paired by image; seeds present in both)."""
+    wide = df[df["variant"].isin([a, b])].pivot_table(index=["seed", "image"], columns="variant", values=metric)
+    wide = wide.dropna()
+    if a not in wide or b not in wide:
+        return pd.Series(dtype=float)
+    return (wide[a] - wide[b]).groupby(level="seed").mean()
+
+
+def compare(diffs: pd.Series | np.ndarray, metric: str = "") -> Comparison:
+    """The t-interval (95%) and MDE (80% power) of the mean of per-seed differences."""
+    d = np.asarray(diffs, dtype=float)
+    n = len(d)
+    if n == 0:
+        nan = float("nan")
+        return Comparison(metric, nan, nan, nan, nan, 0)
+    mean = float(d.mean())
+    if n < 2:
+        return Comparison(metric, mean, float("nan"), float("nan"), float("nan"), n)
+    se = float(d.std(ddof=1)) / math.sqrt(n)
+    t975, t80 = stats.t.ppf(0.975, n - 1), stats.t.ppf(0.8, n - 1)
+    return Comparison(metric, mean, mean - t975 * se, mean + t975 * se, float((t975 + t80) * se), n)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .paths import DATA_ROOT as DATA  # noqa: F401  (notebooks read data/paper through it)
 from .provenance import write_sidecar
+from .readme import TIMING, update
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -71,6 +72,11 @@ class Session:
         write_sidecar(self.figures / name, **self.prov, **extra)
         return data
 
+    def show(self, name: str) -> None:
+        """Render a Markdown table of the figures folder as a table in the notebook."""
+        from IPython.display import Markdown, display
+        display(Markdown((self.figures / name).read_text()))
+
     def describe(self) -> str:
         p = self.profile
         src = f"pipeline {self.pretrained}" if self.pretrained else "shipped priors (data/priors)"
@@ -80,7 +86,8 @@ class Session:
 
 def setup(notebook: str, profile: str, seed: int = 0, runs: str = "build/runs", results: str = "",
           figures: str = "", pretrained: str = "") -> Session:
-    """The notebooks' one setup call: resolve folders, apply a pipeline folder to the profile, seed torch."""
+    """The notebooks' one setup call, given the parameters the notebook has: resolve folders, apply a pipeline
+    folder to the profile, seed torch."""
     import warnings
 
     import torch
@@ -140,7 +147,6 @@ def cell_timeout(profile: str, notebook: str) -> int | None:
     return 1800 if profile == "small" else 6 * 3600
 
 
-TIMING = "reproduce_timing.json"
 KERNEL_INFO_TIMEOUT_S = 120
 
 
@@ -190,13 +196,15 @@ def run_all(profile: str, build: Path, figures: str | None = None, only: str | N
     (build / "executed").mkdir(parents=True, exist_ok=True)
     for nb in notebook_paths(only):
         t0 = time.time()
+        declared = pm.inspect_notebook(str(nb))  # each notebook gets only the parameters its cell declares
         print(f"[reproduce] {nb.name} (profile {profile}) ...", flush=True)
         out = build / "executed" / nb.name
         limit = cell_timeout(profile, nb.stem)
         try:
             # cells get `limit` (timeout_func); papermill's last wait, for the kernel's info reply after every cell
             # has run, gets the short execution_timeout: that wait is where papermill hangs (nteract/papermill#711)
-            pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(ROOT), kernel_name="python3",
+            pm.execute_notebook(str(nb), str(out), parameters={k: v for k, v in params.items() if k in declared},
+                                cwd=str(ROOT), kernel_name="python3",
                                 progress_bar=False, log_output=False, execution_timeout=KERNEL_INFO_TIMEOUT_S,
                                 timeout_func=lambda cell, limit=limit: limit)
         except pm.PapermillExecutionError as e:
@@ -218,7 +226,6 @@ def run_all(profile: str, build: Path, figures: str | None = None, only: str | N
         write_sidecar(figs / TIMING, profile=profile)
         print(f"[reproduce] notebooks took {timing['total_s'] / 60:.1f} min in all; wrote {figs / TIMING}")
     if figs == ROOT / "figures" and not only:
-        from .readme import update
         if update(ROOT / "README.md", figs):
             print("[reproduce] README.md results section regenerated from figures/")
     print(f"[reproduce] figures and tables in {figs}; executed notebooks in {build / 'executed'}")

@@ -15,6 +15,7 @@ from .provenance import write_sidecar
 
 PAPER_DIR = DATA_ROOT / "paper"
 BAND_COLOURS = {"LF": "tab:blue", "HF": "tab:red"}
+PAPER_BACKBONES = {"DiT": "SD3.5 DiT", "U-Net": "SD2 U-Net"}  # the backbones of the paper's Fig. 3
 sns.set_theme(style="whitegrid", context="paper")
 
 
@@ -89,60 +90,78 @@ def paper_fig3() -> pd.DataFrame:
     return pd.read_csv(PAPER_DIR / "fig3_layer_similarity.csv")
 
 
+def _family_style(key: str) -> str:
+    """The paper's convention: DiT curves solid, U-Net curves dashed."""
+    return "--" if "unet" in key.lower().replace("-", "") else "-"
+
+
 def fig_layer_similarity(sim: pd.DataFrame, timesteps=(300, 700), with_paper: bool = True, hue: str = "backbone",
                          space: str = "prediction"):
-    """Fig. 3 analogue: LF (blue) and HF (red) similarity to the final layer over depth, ours solid/dashed
-    by backbone; the paper's digitised curves in grey. `space`: 'prediction' (layer maps) or 'x0'."""
+    """Fig. 3 analogue: LF (blue) and HF (red) similarity to the final layer over depth; DiT solid and U-Net dashed
+    as in the paper; with hue='model', FRAMER runs drawn with squares and baselines with circles; the paper's
+    digitised curves in grey. `space`: 'prediction' (layer maps) or 'x0'. The legend sits below the panels."""
     sim = sim[sim["space"] == space] if "space" in sim else sim
-    fig, axes = plt.subplots(1, len(timesteps), figsize=(4.5 * len(timesteps), 3.4), sharey=True, squeeze=False)
-    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, len(timesteps), figsize=(4.6 * len(timesteps), 3.4), sharey=True, squeeze=False)
     for ax, t in zip(axes[0], timesteps):
         d = sim[sim["t"] == t]
-        for k, (key, g) in enumerate(d.groupby(hue, sort=False)):
+        for key, g in d.groupby(hue, sort=False):
+            marker = "s" if "framer" in str(key) else "o"
             for band, colour in BAND_COLOURS.items():
-                ax.plot(g["depth"], g[f"{band.lower()}_mean"], styles[k % 4], color=colour, marker="o", ms=3,
-                        label=f"ours {key} {band}")
+                ax.plot(g["depth"], g[f"{band.lower()}_mean"], _family_style(str(key)), color=colour, marker=marker,
+                        ms=3.5, label=f"ours: {key} {band}")
         if with_paper:
             p = paper_fig3()
-            for k, (bb, g) in enumerate(p[p["t"] == t].groupby("backbone", sort=False)):
+            for bb, g in p[p["t"] == t].groupby("backbone", sort=False):
                 for band, colour in (("lf", "0.35"), ("hf", "0.65")):
-                    ax.plot(g["depth"], g[band], styles[k % 4], color=colour, lw=1,
-                            label=f"paper {bb} {band.upper()} (reported)")
+                    ax.plot(g["depth"], g[band], _family_style(bb), color=colour, lw=1,
+                            label=f"paper (reported): {PAPER_BACKBONES.get(bb, bb)} {band.upper()}")
         ax.set(title=f"t = {t}", xlabel="layer index (normalised depth)")
-    axes[0][0].set_ylabel(f"cosine similarity to final layer ({space} maps)")
-    axes[0][-1].legend(fontsize=6, loc="lower right")
+    axes[0][0].set_ylabel(f"cosine similarity to the final layer\n({space} maps)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize=7, frameon=False)
     return fig
 
 
 def fig_similarity_sweep(sim: pd.DataFrame, hue: str = "backbone", space: str = "prediction"):
-    """Similarity over depth (x) and timestep (y): one heatmap per model and band."""
+    """Similarity over depth (x) and timestep (y): one heatmap per model and band, on one colour scale."""
     sim = sim[sim["space"] == space] if "space" in sim else sim
     keys = list(dict.fromkeys(sim[hue]))
-    fig, axes = plt.subplots(len(keys), 2, figsize=(9, 2.8 * len(keys)), squeeze=False)
+    fig, axes = plt.subplots(len(keys), 2, figsize=(9, 3.0 * len(keys)), squeeze=False)
     for row, key in zip(axes, keys):
         d = sim[sim[hue] == key]
         for ax, band in zip(row, ("lf", "hf")):
             grid = d.pivot_table(index="t", columns="layer", values=f"{band}_mean")
             sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=band == "hf")
-            ax.set(title=f"{key}: {band.upper()} similarity to final layer", xlabel="layer", ylabel="t")
+            ax.set_title(f"{key}: {band.upper()} similarity to the final layer", fontsize=9)
+            ax.set(xlabel="layer", ylabel="timestep t")
+    fig.tight_layout()
     return fig
 
 
-def fig_cross_sample(mats: dict[str, list]):
-    """Fig. 5 analogue: cross-sample cosine similarity of LF and HF band vectors."""
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.2))
-    for ax, band in zip(axes, ("lf", "hf")):
-        m = np.asarray(mats[band])
-        off = m[~np.eye(len(m), dtype=bool)].mean() if len(m) > 1 else float("nan")
-        sns.heatmap(m, ax=ax, vmin=0, vmax=1, cmap="magma", cbar=band == "hf", square=True)
-        ax.set(title=f"{band.upper()}: mean off-diagonal {off:.2f}", xlabel="image", ylabel="image")
+def fig_cross_sample(cross: dict[str, dict], names: list[str], t: int):
+    """Fig. 5 analogue: cross-sample cosine similarity of LF and HF band vectors of the final-layer estimate, one
+    row per backbone, labelled with the crops' photos; one colour scale per figure, spanning the values shown."""
+    backbones = list(cross)
+    values = np.concatenate([np.asarray(cross[b][k], float).ravel() for b in backbones for k in ("lf", "hf")])
+    lo = float(np.floor(values.min() * 20) / 20)
+    fig, axes = plt.subplots(len(backbones), 2, figsize=(8.4, 3.9 * len(backbones)), squeeze=False)
+    for row, b in zip(axes, backbones):
+        for ax, band in zip(row, ("lf", "hf")):
+            m = np.asarray(cross[b][band], float)
+            off = m[~np.eye(len(m), dtype=bool)].mean() if len(m) > 1 else float("nan")
+            sns.heatmap(m, ax=ax, vmin=lo, vmax=1, cmap="magma", cbar=band == "hf", square=True,
+                        xticklabels=names, yticklabels=names)
+            ax.tick_params(labelsize=6)
+            ax.set_title(f"{b}, {band.upper()} band, t = {t}: mean off-diagonal {off:.2f}", fontsize=9)
+    fig.tight_layout()
     return fig
 
 
 def fig_training_cost(benches: list[dict], paper: pd.DataFrame | None = None):
     """Fig. 6 analogue: FRAMER's relative step time and peak memory for each measured setting (ours), beside the
     paper's reported overheads. CPU memory (process max RSS, dominated by the libraries) is not shown."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
     labels, time_pct, mem_pct = [], [], []
     for b in benches:
         labels.append(f"ours: {b['args']['backbone']}\n{b['device_name'][:24]}")
@@ -160,17 +179,27 @@ def fig_training_cost(benches: list[dict], paper: pd.DataFrame | None = None):
                     fontsize=7)
         ax.set_xticks(range(len(labels)), labels, fontsize=6)
         ax.set(ylabel=f"FRAMER overhead, % {what}", title=what)
+        ax.margins(y=0.18)  # room for the value labels above the bars
     fig.tight_layout()
     return fig
 
 
 def fig_loss_curves(logs: dict[str, pd.DataFrame], column: str = "objective", smooth: int = 10):
-    """Fig. 8 analogue: training curves of several variants (rolling mean)."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for name, log in logs.items():
-        ax.plot(log["step"], log[column].rolling(smooth, min_periods=1).mean(), label=name)
-    ax.set(xlabel="step", ylabel=f"{column} (rolling mean {smooth})", title="early-training stability")
-    ax.legend(fontsize=7)
+    """Fig. 8 analogue: training curves of several variants (rolling mean), each in its own colour and line style,
+    and beside them each curve's difference from the first one, where curves that lie on each other separate."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
+    styles = ["-", "--", "-.", ":"]
+    curves = {n: log.set_index("step")[column].rolling(smooth, min_periods=1).mean() for n, log in logs.items()}
+    first = next(iter(curves.values()), None)
+    for k, (name, c) in enumerate(curves.items()):
+        colour = sns.color_palette("deep")[k % 10]
+        axes[0].plot(c.index, c.values, styles[k % 4], color=colour, lw=1.4, label=name)
+        diff = (c - first).dropna()
+        axes[1].plot(diff.index, diff.values, styles[k % 4], color=colour, lw=1.4, label=name)
+    axes[0].set(xlabel="step", ylabel=f"{column} (rolling mean of {smooth} log rows)", title="training curves")
+    axes[1].set(xlabel="step", ylabel=f"difference from {next(iter(curves), '')}", title="against the first curve")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
     return fig
 
 
@@ -198,9 +227,11 @@ def fig_faw_fam(log: pd.DataFrame, early: int, late: int, mask: str = "quantile"
     return fig
 
 
-def fig_qualitative(paths: dict[str, list[Path]], zoom: int = 48):
-    """Qualitative grid: rows = images, columns = methods (bicubic, baseline, FRAMER, HR, ...), each a full crop and
-    below it a `zoom`-px detail from the crop's centre, enlarged, so the detail bicubic lacks is visible."""
+def fig_qualitative(paths: dict[str, list[Path]], zoom: int = 48, names: list[str] | None = None,
+                    scores: dict[str, list[str]] | None = None):
+    """Qualitative grid: rows = images (labelled with `names`), columns = methods (bicubic, baseline, FRAMER, HR,
+    ...), each a full crop with its `scores` text below it (e.g. PSNR) and under that a `zoom`-px detail from the
+    crop's centre, enlarged, so the detail bicubic lacks is visible."""
     methods = list(paths)
     n = len(paths[methods[0]])
     fig, axes = plt.subplots(2 * n, len(methods), figsize=(2.1 * len(methods), 4.2 * n), squeeze=False)
@@ -214,7 +245,12 @@ def fig_qualitative(paths: dict[str, list[Path]], zoom: int = 48):
             axes[2 * i][j].add_patch(plt.Rectangle((x, y), zoom, zoom, fill=False, color="yellow", lw=0.8))
             for ax in (axes[2 * i][j], axes[2 * i + 1][j]):
                 ax.set_xticks([]), ax.set_yticks([])
+            if scores and scores.get(m):
+                axes[2 * i][j].set_xlabel(scores[m][i], fontsize=7)
             if i == 0:
                 axes[0][j].set_title(m, fontsize=8)
+            if j == 0 and names:
+                axes[2 * i][0].set_ylabel(names[i], fontsize=8)
+                axes[2 * i + 1][0].set_ylabel("centre, enlarged", fontsize=7)
     fig.tight_layout()
     return fig

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from . import plots  # noqa: F401  (its seaborn theme: the explorer's figure looks the same from the first draw)
 from .backbones import Backbone
 from .freq import band_masks, spectrum
 from .observe import band_similarity, layer_maps, lens_for
@@ -117,7 +118,7 @@ class Explorer:
         artists["marker"].set_xdata([s["layer"], s["layer"]])
         curves = artists["curves"]
         curves.set_xlim(-0.3, max(len(layers) - 0.7, 0.3))
-        curves.set_title(f"{s['backbone']}, t={s['t']}, {s['mask']} bands")
+        curves.set_title(f"{s['backbone']}, {self.image_names[s['image']]}\nt={s['t']}, {s['mask']} bands", fontsize=8)
         for (name, img), im in zip(self.layer_images().items(), artists["images"]):
             im.set_data(img)
             im.set_extent((-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
@@ -191,7 +192,7 @@ def _layout(fig) -> dict:
     hf, = ax.plot([], [], "r-o", ms=3, label="HF")
     marker = ax.axvline(0, color="k", lw=0.8)
     ax.set(ylim=(0, 1.02), xlabel="layer", ylabel="cos sim to final")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")  # a fixed corner: the legend does not jump as the curves move
     images = []
     for k in range(3):
         a = fig.add_subplot(1, 4, k + 2)

@@ -23,9 +23,14 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell():
         nb = nbformat.read(p, as_version=4)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{p.name}: needs exactly one parameters cell"
+        names = []
         for line in tagged[0].source.splitlines():
             assert "#" in line and "=" in line, f"{p.name}: parameters must be commented literals: {line}"
-        assert "pretrained =" in tagged[0].source and "seed =" in tagged[0].source
+            names.append(line.split("=")[0].strip())
+        assert "pretrained" in names and "profile" in names
+        later = "\n".join(c.source for c in nb.cells[nb.cells.index(tagged[0]) + 1:] if c.cell_type == "code")
+        for name in names:  # every parameter is used
+            assert re.search(rf"\b{name}\b", later), f"{p.name}: parameter {name} is never used"
         for c in nb.cells:
             if c.cell_type == "code":
                 assert not c.outputs and c.execution_count is None, f"{p.name}: committed with outputs"
@@ -42,7 +47,8 @@ def _check_outputs(build: Path, figures: Path, profile: str) -> None:
     assert len(executed) == len(EXPECTED)
     for nb_path in executed:  # every figure is shown in the notebook, not only saved
         nb = nbformat.read(nb_path, as_version=4)
-        saves = sum(c.source.count("S.figure(") for c in nb.cells if c.cell_type == "code")
+        saves = sum(json.loads(p.read_text()).get("notebook") == nb_path.stem
+                    for p in figures.glob("*.png.provenance.json"))
         shown = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {}))
         assert shown >= saves, f"{nb_path.name}: {saves} figures saved, {shown} shown"
         assert not any("bitsandbytes" in o.get("text", "") for c in nb.cells if c.cell_type == "code"
@@ -58,62 +64,33 @@ def test_smoke_suite_runs_headless_and_produces_every_file(tmp_path):
 
 
 def _check_readme_section(figures: Path, tmp_path: Path) -> None:
-    # the README's generated results section, from these figures and a recipe file whose adopted probe loses
-    from framer_nb.readme import BEGIN, END, results_section, update
-    recipe = tmp_path / "recipe.json"
-    from framer_nb.config import profile, variant
-    from framer_nb.config import recipe as recipe_of
-    train = profile("small").train  # each recipe with the residual scale of the shipped prior it starts from
-    dit = profile("small").train_for("tiny-dit")  # FRAMER's head_grad applies to the DiT's shared head
-    base, fr = recipe_of(train, variant("baseline")), recipe_of(dit, variant("framer"))
-    from framer_nb.evaluate import TILING
-    legacy = {"backbone": "tiny-unet", "variant": "baseline", "gain_10step": -0.5, "train_s": 1.0, "git_commit": "abc"}
-    row = {**legacy, "tiling": TILING}  # scored with today's tiled sampler
-    other_lr = 1e-3 if base["lr"] != 1e-3 else 2e-3
-    recipe.write_text(json.dumps({"results": [
-        {**row, "recipe": base, "gain_1step": 0.2},
-        {**row, "recipe": {**base, "lr": other_lr}, "gain_1step": 0.3},
-        {**row, "backbone": "tiny-dit", "variant": "framer", "recipe": fr, "gain_1step": 0.1},
-        {**row, "backbone": "tiny-dit", "variant": "framer", "recipe": {**fr, "head_grad": not fr["head_grad"]},
-         "gain_1step": 0.5},
-        # more training samples than the profile's budget: shown, named, and not what the verdict compares
-        {**row, "recipe": {**base, "sr_steps": 2 * base["sr_steps"]}, "gain_1step": 0.9},
-        # a row recorded before batch_size was (batch 16 then) matches the current recipe only at batch 16
-        {**row, "recipe": {k: v for k, v in base.items() if k != "batch_size"}, "gain_1step": 0.25},
-        # an architecture probe (benchmarks/recipe.py's embed_kernel): a knob the other rows do not record
-        {**row, "recipe": {**base, "embed_kernel": 4}, "gain_1step": 0.15},
-        # the current recipe scored with the tiled sampler's earlier rule: counted, not shown, not compared
-        {**legacy, "recipe": base, "gain_1step": 0.8},
-        # a variant probed only beyond the budget: listed, no verdict
-        {**row, "variant": "l2", "recipe": {**base, "sr_steps": 2 * base["sr_steps"]}, "gain_1step": 0.4}]}))
-    text = results_section(figures, recipe)
+    # the README's generated finding and results, and the full results page, from these figures
+    from framer_nb.readme import FINDING, RESULTS, finding, readme_results, results_page, update
     timing = json.loads((figures / "reproduce_timing.json").read_text())  # written by this reproduce, with its sidecar
     assert json.loads((figures / "reproduce_timing.json.provenance.json").read_text())["profile"] == "smoke"
     assert set(timing["notebooks_s"]) == {p.stem for p in notebook_paths()} and timing["within_budget"] is None
+    text = readme_results(figures)
     assert f"This run took {timing['total_s'] / 60:.1f} min" in text and "budget" not in text.split("\n\n")[1]
-    assert (figures / "table1_one_step.md").read_text().strip() in text
-    assert "(computed)" in text
-    assert base["batch_size"] == 16  # else the legacy row above is not a current-recipe row
-    assert "tiny-unet baseline: the current recipe has the best one-step gain on the validation photos within the " \
-        f"budget: **no (best: lr {other_lr})**; beyond the budget, sr_steps {2 * base['sr_steps']} gains +0.900 dB" \
-        in text
-    assert "tiny-dit framer: the current recipe has the best one-step gain on the validation photos within the " \
-        f"budget: **no (best: head_grad {not fr['head_grad']})**\n" in text
-    assert "- tiny-unet l2: the current recipe has the best one-step gain on the validation photos within the " \
-        "budget: **not probed**\n" in text
-    assert text.count("| over |") == 2 and text.count("| **yes** |") == 3 and "+0.8" not in text
-    assert "; 1 earlier row, scored with tiles half a tile apart" in text
-    for name in re.findall(r"\]\(figures/([^)]+)\)", text):
+    assert (figures / "table1_one_step.md").read_text().strip() in text and "docs/results.md" in text
+    said = finding(figures)
+    assert said.count("inconclusive") >= 1 and "one-step PSNR" in said and "(1 seed)" not in said  # smoke: one seed
+    page = results_page(figures)
+    assert "(computed)" in page and said in page
+    for name in re.findall(r"\]\(\.\./figures/([^)]+)\)", page):
         assert (figures / name).exists(), name
     _check_linear_yardstick(figures, tmp_path)
     readme = tmp_path / "README.md"
-    readme.write_text(f"head\n{BEGIN}\nSTALE-SECTION\n{END}\ntail\n")
-    assert update(readme, figures) and "STALE-SECTION" not in readme.read_text() and readme.read_text().endswith("tail\n")
+    readme.write_text(f"head\n{FINDING[0]}\nSTALE-1\n{FINDING[1]}\nmiddle\n{RESULTS[0]}\nSTALE-2\n{RESULTS[1]}\ntail\n")
+    assert update(readme, figures)
+    out = readme.read_text()
+    assert "STALE" not in out and out.endswith("tail\n") and said in out and (tmp_path / "docs" / "results.md").exists()
+    readme.write_text("no markers\n")
+    assert not update(readme, figures)
 
 
 def _check_linear_yardstick(figures: Path, tmp_path: Path) -> None:
-    # the one-step gains against benchmarks/linear_bound.py's filter, only where it was scored on the same crops
-    from framer_nb.readme import results_section
+    # the one-step gains against research/linear_bound.py's filter, only where it was scored on the same crops
+    from framer_nb.readme import results_page
     table = pd.read_csv(figures / "table1_one_step.csv")
     bicubic = float(table.loc[table["variant"] == "bicubic", "psnr_mean"].iloc[0])
     models = table[table["variant"] != "bicubic"]
@@ -123,7 +100,7 @@ def _check_linear_yardstick(figures: Path, tmp_path: Path) -> None:
         linear.write_text(json.dumps({"git_commit": "abc", "filters": [
             {"kernel": 3, "split": "val", "fit_s": 1.0, "bicubic_psnr": bicubic, "gain": -99.0},
             {"kernel": 3, "split": "test", "fit_s": 1.0, "bicubic_psnr": round(bicubic_psnr, 3), "gain": gain}]}))
-        return results_section(figures, None, linear)
+        return results_page(figures, linear)
     lowest = models.loc[models["psnr_mean"].idxmin()]
     low = f"{lowest.backbone} {lowest.variant} {lowest.psnr_mean - bicubic:+.3f}"
     text = section(bicubic, float(lowest.psnr_mean - bicubic))  # ties count as not above

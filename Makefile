@@ -22,10 +22,9 @@ install: $(VENV)/.installed
 reproduce: install
 	$(PY) -m framer_nb reproduce --profile $(PROFILE)
 
-# Regenerate the shipped priors in data/priors/ (about 65 min on 2 CPU cores; the model cards record how they
-# were made: the first 2500 / 2250 steps of a 5000-step cosine schedule, stopped there for the session's time;
-# they denoise the residual at the SR stage's scale, 4 (HR - bicubic(LR)); PRIOR_SCALE=1 gives the unscaled
-# priors shipped before, see README "Shipped priors")
+# Regenerate the shipped priors in data/priors/ (about an hour on 2 CPU cores, the two side by side; the model cards
+# record how they were made: the first 2500 / 2250 steps of a 5000-step cosine schedule; they denoise the residual
+# at the SR stage's scale, PRIOR_SCALE * (HR - bicubic(LR)))
 pretrain: install
 	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-dit --steps 5000 --stop-after 2500 --batch-size 64 --residual-scale $(PRIOR_SCALE) --eval-every 250 & \
 	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-unet --steps 5000 --stop-after 2250 --batch-size 64 --residual-scale $(PRIOR_SCALE) --eval-every 250; \
@@ -38,12 +37,13 @@ test-slow: install
 	$(PY) -m pytest -q -m slow
 
 lint: install
-	$(PY) -m ruff check framer_nb tests benchmarks notebooks
+	$(PY) -m ruff check framer_nb tests benchmarks research notebooks
 
 bench: install
 	$(PY) benchmarks/overhead.py --backbone tiny-dit --device cpu
 	$(PY) benchmarks/overhead.py --backbone tiny-unet --device cpu
 	$(PY) benchmarks/optimizer_step.py
+	$(PY) benchmarks/cli_latency.py
 
 # On a one-GPU machine (see benchmarks/gpu_check.sh): gpu tests, SD3.5-medium overhead, latent training runs
 gpu-check:

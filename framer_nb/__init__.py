@@ -12,4 +12,12 @@ if logging.getLogger("bitsandbytes").level == logging.NOTSET:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 from .config import FramerConfig, TrainConfig, profile, variant  # noqa: E402, F401
-from .losses import FramerOutput, framer_loss  # noqa: E402, F401
+
+
+def __getattr__(name: str):
+    """`framer_loss` and `FramerOutput` import torch on first use, so `import framer_nb` (and the command line's
+    argument checks) stay light."""
+    if name in ("framer_loss", "FramerOutput"):
+        from . import losses
+        return getattr(losses, name)
+    raise AttributeError(f"module 'framer_nb' has no attribute {name!r}")

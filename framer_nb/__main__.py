@@ -1,7 +1,9 @@
 """Command line: python -m framer_nb {train,evaluate,observe,pretrain,reproduce} ... (batch use without Jupyter).
 
-A user error (bad argument, missing or unreadable file, locked run) prints one line and exits with 2;
-`--debug` shows the traceback instead. A non-finite training loss exits with 3.
+Every argument and every file it names is checked before torch, diffusers or pyiqa are imported. A user error (bad
+argument, missing or unreadable file, locked or incomplete run, a full or read-only disk) prints one line and exits
+with 2; `--debug` shows the traceback instead. A non-finite training loss exits with 3, Ctrl-C with 130 (what was
+saved is kept: checkpoints and results are written atomically). Relative paths are taken from the current folder.
 """
 
 from __future__ import annotations
@@ -125,12 +127,49 @@ def _positive(args, *names: str) -> None:
             raise UserError(f"--{n.replace('_', '-')} must be >= 1, got {v}")
 
 
+def _validate(args) -> None:
+    """Everything that can be checked without torch: names, numbers, and the files and folders given."""
+    from . import inputs
+    from .config import BACKBONES, PROFILES, TINY_BACKBONES
+    if getattr(args, "profile", None) is not None and args.profile not in PROFILES:
+        raise UserError(f"--profile {args.profile!r} is not one of {', '.join(PROFILES)}")
+    allowed = TINY_BACKBONES if args.command == "pretrain" else BACKBONES
+    if getattr(args, "backbone", None) is not None and args.backbone not in allowed:
+        hint = " (real pipelines are loaded with --pretrained, not pretrained here)" if args.backbone in BACKBONES \
+            else ""
+        raise UserError(f"--backbone {args.backbone!r} is not one of {', '.join(allowed)}{hint}")
+    _positive(args, "steps", "prior_steps", "batch_size", "grad_accum", "image_size", "stop_after", "cache_pairs",
+              "sample_steps", "eval_every")
+    for name, ok, what in (("lr", lambda v: v > 0, "> 0"), ("minutes", lambda v: v > 0, "> 0"),
+                           ("residual_scale", lambda v: v > 0, "> 0"), ("num_workers", lambda v: v >= 0, ">= 0"),
+                           ("ema_decay", lambda v: 0 <= v < 1, "in [0, 1)"), ("seed", lambda v: v >= 0, ">= 0")):
+        v = getattr(args, name, None)
+        if v is not None and not ok(v):
+            raise UserError(f"--{name.replace('_', '-')} must be {what}, got {v}")
+    if getattr(args, "runs", None):
+        inputs.runs_folder(args.runs)
+    if getattr(args, "pretrained", None):
+        inputs.pipeline_folder(args.pretrained)
+    for flag in ("hr_folder", "lr_folder", "hr_test_folder"):
+        if getattr(args, flag, None):
+            inputs.folder(getattr(args, flag), "--" + flag.replace("_", "-"))
+    if getattr(args, "captions", None):
+        inputs.captions(args.captions)
+    for folder in (getattr(args, "run", None) or "").split(","):
+        if folder.strip():
+            inputs.run_folder(folder.strip())
+    if getattr(args, "degradation", None):
+        from .presets import load_preset
+        load_preset(args.degradation)
+    if args.command == "reproduce" and args.only:
+        names = [p.name for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb")]
+        if not [n for n in names if n.startswith(tuple(x.strip() for x in args.only.split(",")))]:
+            raise UserError(f"--only {args.only!r} matches no notebook (they are named 01_... to 05_...)")
+
+
 def _train_configs(args):
     from .config import profile
     p = profile(args.profile)
-    _positive(args, "steps", "prior_steps", "batch_size", "grad_accum", "image_size", "stop_after", "cache_pairs")
-    if getattr(args, "stop_after", None) is not None and args.stop_after < 1:
-        raise UserError(f"--stop-after must be >= 1, got {args.stop_after}")
     backbone = args.backbone or p.backbones[0]
     seeds = [args.seed] if args.seed is not None else list(p.seeds)
     over = dict(backbone=backbone, sr_steps=getattr(args, "steps", None), prior_steps=getattr(args, "prior_steps", None),
@@ -142,11 +181,6 @@ def _train_configs(args):
                 image_size=args.image_size, captions=getattr(args, "captions", None),
                 num_workers=getattr(args, "num_workers", None), cache_pairs=getattr(args, "cache_pairs", None),
                 grad_checkpointing=True if getattr(args, "grad_checkpointing", False) else None)
-    if args.pretrained and not Path(args.pretrained).exists():
-        raise UserError(f"--pretrained {args.pretrained}: no such folder")
-    if args.degradation:
-        from .degrade import load_preset
-        load_preset(args.degradation)
     try:
         return p, [p.train_for(**over, seed=s) for s in seeds]
     except ValueError as e:
@@ -156,7 +190,7 @@ def _train_configs(args):
 def _source(args, cfg):
     if not getattr(args, "hr_folder", None):
         return None
-    from .train import folder_source
+    from .pairs import folder_source
     return folder_source(args.hr_folder, cfg.image_size)
 
 
@@ -187,6 +221,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from . import evaluate as E
     from .pipeline import RunSpec
+    from .runs import bicubic_evaluation
     from .train import load_trained
     if bool(args.lr_folder) != bool(args.hr_test_folder):
         raise UserError("--lr-folder and --hr-test-folder go together: give both (a paired test set) or neither "
@@ -198,44 +233,39 @@ def cmd_evaluate(args) -> int:
         test = E.folder_test_set(args.lr_folder, args.hr_test_folder, cfgs[0].scale)
     else:
         test = E.make_test_set(p.n_test, p.test_size, cfgs[0].degradation, cfgs[0].scale)
-    E.evaluate_bicubic(test, results / "bicubic" / args.protocol, args.protocol)
+    E.evaluate_bicubic(test, bicubic_evaluation(results, args.protocol, test.key), args.protocol)
     for run, cfg, v in _runs_to_evaluate(args, cfgs):
         if not run.done:
             raise UserError(f"{run.path}: not trained yet; run `python -m framer_nb train --variant {v}` "
                             "with the same options first")
-        bb, _ = load_trained(run, cfg.backbone)
+        bb, _ = load_trained(run)
         steps = args.sample_steps or cfg.sample_steps
-        out = run.eval_dir(E.eval_key(test, args.protocol), steps)
+        out = run.evaluation(E.eval_key(test, args.protocol), steps)
         df = E.evaluate_run(bb, test, out, RunSpec(cfg.backbone, v, cfg.seed, cfg).label, steps, cfg.seed,
                             cfg.image_size, args.protocol)
         means = df.mean(numeric_only=True).drop(labels=["seed"], errors="ignore").dropna()
         print(f"{cfg.backbone} {v} seed {cfg.seed} on {test.key}: " +
-              ", ".join(f"{k}={x:.3f}" for k, x in means.items()) + f"  ({out})")
-        for metric, why in sorted(json.loads((out / "summary.json").read_text())["na_reasons"].items()):
+              ", ".join(f"{k}={x:.3f}" for k, x in means.items()) + f"  ({out.path})")
+        for metric, why in sorted(out.summary()["na_reasons"].items()):
             print(f"  n/a: {metric}: {why.removeprefix('n/a: ')}")
     return 0
 
 
 def _runs_to_evaluate(args, cfgs):
     """(run, its TrainConfig, variant) from --run folders, or from the training options."""
-    from .config import TrainConfig
     from .runs import Run
     from .train import sr_run
     if args.run:
         out = []
         for folder in (f.strip() for f in args.run.split(",") if f.strip()):
             run = Run(Path(folder))
-            info = run.info()
-            cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["config"].items()})
-            out.append((run, cfg, info.get("variant", "?")))
+            out.append((run, run.config(), run.info().get("variant", "?")))
         return out
     source = _source(args, cfgs[0])
     return [(sr_run(cfg, v, args.runs, source), cfg, v) for cfg in cfgs for v in _variants(args.variant)]
 
 
 def cmd_observe(args) -> int:
-    import json
-
     from . import observe as O
     from .config import with_overrides
     p, cfgs = _train_configs(args)
@@ -254,49 +284,61 @@ def cmd_observe(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .backbones import spec
-    from .priors import pretrain
-    if spec(args.backbone).latent:
-        raise UserError(f"{args.backbone} is a real pipeline: load its weights with --pretrained instead")
     if (args.steps is None) == (args.minutes is None):
         raise UserError("give exactly one of --steps and --minutes")
-    _positive(args, "steps", "batch_size", "eval_every", "stop_after")
-    if args.residual_scale is not None and not args.residual_scale > 0:
-        raise UserError(f"--residual-scale must be > 0, got {args.residual_scale}")
-    card = pretrain(args.backbone, args.out, args.steps, args.minutes, args.batch_size, args.lr, args.runs,
-                    args.eval_every, args.num_workers, command=" ".join(["python -m framer_nb", *sys.argv[1:]]),
-                    stop_after=args.stop_after, residual_scale=args.residual_scale)
+    if args.steps is not None and args.stop_after is not None and args.stop_after > args.steps:
+        raise UserError(f"--stop-after {args.stop_after} lies beyond --steps {args.steps}")
+    from .priors import Pretraining, pretrain
+    how = Pretraining(args.steps, args.minutes, args.batch_size, args.lr, args.eval_every, args.num_workers,
+                      args.stop_after, args.residual_scale)
+    card = pretrain(args.backbone, how, args.out, args.runs, command=" ".join(["python -m framer_nb", *sys.argv[1:]]))
     print(f"{args.backbone}: {card['steps']} steps in {card['wall_s']} s; held-out objective "
           f"{card['heldout_curve'][0]['heldout_objective']} -> {card['heldout_curve'][-1]['heldout_objective']}")
     return 0
 
 
 def cmd_reproduce(args) -> int:
-    from .notebooks import run_all
-    return run_all(args.profile, Path(args.build), args.figures, args.only, pretrained=args.pretrained)
+    from .notebooks import ROOT, default_figures, run_all
+    figures = Path(args.figures).resolve() if args.figures else ROOT / default_figures(args.profile)
+    if not args.figures and args.profile == "small":
+        print(f"[reproduce] the small profile writes its figures, tables and the README's results into the checkout "
+              f"({ROOT}); --figures writes them elsewhere", file=sys.stderr)
+    return run_all(args.profile, Path(args.build).resolve(), str(figures), args.only,
+                   pretrained=str(Path(args.pretrained).resolve()) if args.pretrained else None)
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "observe": cmd_observe, "pretrain": cmd_pretrain,
             "reproduce": cmd_reproduce}
 
 
+def _message(e: BaseException) -> str:
+    if isinstance(e, KeyError) and e.args:
+        return str(e.args[0])
+    if isinstance(e, OSError) and e.strerror and e.filename:
+        return f"{e.filename}: {e.strerror}"
+    return str(e)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .data import ImageLoadError
-    from .runs import RunLockedError
-    from .train import NonFiniteLossError
+    from .errors import NonFiniteLossError
     try:
+        _validate(args)
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted: what was saved is kept; the same command resumes", file=sys.stderr)
+        return 130
     except NonFiniteLossError as e:
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except (UserError, ImageLoadError, RunLockedError, FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+    except (UserError, OSError, KeyError, ValueError, RuntimeError) as e:
         if args.debug:
             raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"error: {msg} (--debug for the traceback)", file=sys.stderr)
+        print(f"error: {_message(e)} (--debug for the traceback)", file=sys.stderr)
         return 2
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
+
+from .errors import ImageLoadError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -39,10 +41,6 @@ SPLITS: dict[str, tuple[str, ...]] = {
 }
 TRAIN_PHOTOS, VAL_PHOTOS, TEST_PHOTOS = SPLITS["train"], SPLITS["val"], SPLITS["test"]
 PHOTO_SCALE = 0.5  # validation and test photos are downscaled by this first (antialiased), so crops hold structure
-
-
-class ImageLoadError(ValueError):
-    """An image file that cannot be read or used; the message names the file."""
 
 
 # ---------------------------------------------------------------- photos shipped in packages
@@ -133,6 +131,7 @@ def load_image(path: str | Path) -> Tensor:
     try:
         with Image.open(path) as im:
             im.load()
+            im = ImageOps.exif_transpose(im)  # as a viewer shows it: the camera's orientation tag applied
             if im.mode == "P":
                 im = im.convert("RGBA")
             elif im.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
@@ -170,7 +169,8 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    # regular files only: a FIFO, socket or device named like an image would block or fail the read
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise FileNotFoundError(f"{folder}: no images with suffix {', '.join(IMAGE_SUFFIXES)}")
     stems: dict[str, Path] = {}

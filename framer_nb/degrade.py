@@ -11,81 +11,17 @@ and [JPEG]. Every random choice comes from the caller's torch.Generator, so a se
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from scipy.special import j1
 from torch import Tensor
 from torchvision.io import decode_jpeg, encode_jpeg
 
-from .paths import DATA_ROOT
+from .presets import BicubicConfig, DegradeConfig, load_preset, preset_path  # noqa: F401  (used by callers)
 
-PRESET_DIR = DATA_ROOT / "degradations"
 RESIZE_MODES = ("area", "bilinear", "bicubic")
-
-
-@dataclass(frozen=True)
-class DegradeConfig:
-    """Ranges of the two degradation stages (see data/degradations/*.yaml)."""
-
-    scale: int
-    kernel_sizes: tuple
-    kernel_types: tuple
-    kernel_probs: tuple
-    sinc_prob: float
-    blur_sigma: tuple
-    betag_range: tuple
-    betap_range: tuple
-    resize_prob: tuple
-    resize_range: tuple
-    gaussian_noise_prob: float
-    noise_range: tuple
-    poisson_scale_range: tuple
-    gray_noise_prob: float
-    jpeg_range: tuple
-    second_blur_prob: float
-    kernel_sizes2: tuple
-    sinc_prob2: float
-    blur_sigma2: tuple
-    betag_range2: tuple
-    betap_range2: tuple
-    resize_prob2: tuple
-    resize_range2: tuple
-    gaussian_noise_prob2: float
-    noise_range2: tuple
-    poisson_scale_range2: tuple
-    gray_noise_prob2: float
-    jpeg_range2: tuple
-    final_sinc_prob: float
-
-
-@dataclass(frozen=True)
-class BicubicConfig:
-    """Classic x`scale` degradation: antialiased bicubic downsampling and 8-bit quantisation."""
-
-    scale: int = 4
-
-
-def load_preset(name_or_path: str) -> DegradeConfig | BicubicConfig:
-    """`bicubic`, or a Real-ESRGAN preset by name (data/degradations/<name>.yaml) or path; unknown or missing keys
-    name the file."""
-    if name_or_path == "bicubic":
-        return BicubicConfig()
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = ", ".join(["bicubic"] + sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
-        raise FileNotFoundError(f"{path}: no such degradation preset (known: {known})")
-    raw = yaml.safe_load(path.read_text()) or {}
-    names = {f.name for f in fields(DegradeConfig)}
-    if set(raw) != names:
-        raise ValueError(f"{path}: unknown keys {sorted(set(raw) - names)}, missing keys {sorted(names - set(raw))}")
-    return DegradeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
 # ---------------------------------------------------------------- random draws

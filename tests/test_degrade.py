@@ -41,7 +41,7 @@ def test_bicubic_task_is_antialiased_downsampling_in_8_bits(hr):
 def test_real_esrgan_departures_are_matched_or_documented():
     cfg = Dg.load_preset("realesrgan_x4plus")
     assert cfg.kernel_sizes2 == (7, 21)  # Real-ESRGAN's released dataset draws 7-21 in both stages
-    text = (Dg.PRESET_DIR / "realesrgan_x4plus.yaml").read_text()
+    text = Dg.preset_path("realesrgan_x4plus").read_text()
     assert "USM" in text and "pi/5" in text  # no GT sharpening (documented); sinc lower cutoffs pi/3 and pi/5
     g = torch.Generator().manual_seed(0)
     cutoffs = []

@@ -22,7 +22,7 @@ NOTEBOOKS = ROOT / "notebooks"
 EXPECTED: dict[str, tuple[str, ...]] = {
     "01_observations": ("fig2_band_densities.png", "fig_masks.png", "fig3_layer_similarity.png", "fig3_sweep.png",
                         "fig5_cross_sample.png", "observe_cross_sample.json", "observe_band_density.csv",
-                        "observe_layer_similarity.csv",
+                        "observe_layer_similarity.csv", "observe_premise_gap.csv",
                         "observe_mask_statistics.csv", "verdicts_observations.csv"),
     "02_train_variants": ("training_runs.csv",),
     "03_evaluate_tables": ("table1_main.csv", "table1_main.md", "table1_main.tex", "table1_paper.md",
@@ -71,6 +71,23 @@ class Session:
         (self.figures / name).write_text(json.dumps(data))
         write_sidecar(self.figures / name, **self.prov, **extra)
         return data
+
+    def read_scores(self, folder: str | Path, name: str):
+        """Per-image scores an earlier evaluation stored (a CSV and its provenance sidecar), to rebuild the tables
+        without the runs; copied with its sidecar into the figures folder when it lives elsewhere."""
+        import shutil
+
+        import pandas as pd
+        src = Path(folder).expanduser().resolve() / name
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: no stored scores there (scores= names a folder that holds {name})")
+        dst = self.figures / name
+        self.extra["scores_from"] = str(src.parent)
+        if src != dst.resolve():
+            for suffix in ("", ".provenance.json"):
+                if Path(f"{src}{suffix}").is_file():
+                    shutil.copyfile(f"{src}{suffix}", f"{dst}{suffix}")
+        return pd.read_csv(src)
 
     def show(self, name: str) -> None:
         """Render a Markdown table of the figures folder as a table in the notebook."""

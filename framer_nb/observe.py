@@ -28,6 +28,7 @@ from .freq import band_histograms, band_log_magnitudes, band_masks, band_vectors
 from .pipeline import find_spec, run_of
 from .priors import residual_scale_of, shipped_prior
 from .provenance import write_sidecar
+from .stats import photo_of
 from .taps import UNetHeads, fit_unet_heads
 from .train import load_trained, starting_point
 
@@ -152,11 +153,12 @@ def cross_sample_similarity(bb: Backbone, heads: UNetHeads | None, x0: Tensor, l
 # ---------------------------------------------------------------- a profile's observation set
 
 def observation_images(p: Profile, size: int | None = None, seed: int = 77, n: int | None = None,
-                       degradation: str | None = None) -> dict:
-    """HR crops of the held-out photos (test and validation splits: 8 distinct images) and their degraded,
-    bicubic-upsampled LR, in [0, 1]. Crop k comes from photo k mod 8."""
+                       degradation: str | None = None, photos: tuple[str, ...] | None = None) -> dict:
+    """HR crops of the held-out photos (by default the test and validation splits: 8 distinct images) and their
+    degraded, bicubic-upsampled LR, in [0, 1]. Crop k comes from photo k mod len(photos) and is named
+    '<photo>_<k // len(photos)>'."""
     size, n = size or p.observe_size, n or p.n_observe
-    names = SPLITS["test"] + SPLITS["val"]
+    names = tuple(photos or SPLITS["test"] + SPLITS["val"])
     g = torch.Generator().manual_seed(seed)
     hr, labels = [], []
     for k in range(n):
@@ -193,6 +195,32 @@ def observe_models(models: dict[str, Backbone], images: dict[str, Tensor], times
         frames.append(layer_similarity(bb, lens, x0, lr, timesteps, mask,
                                        label={"model": label, "backbone": bb.spec.name, "lens": lens_name}))
     return pd.concat(frames, ignore_index=True)
+
+
+def premise_gaps(bb: Backbone, images: dict, timesteps=TIMESTEPS, early: float = 0.75, mask: str = "radial"
+                 ) -> pd.DataFrame:
+    """Per image and timestep, the premise FRAMER corrects as one number: the mean over the layers at normalised
+    depth <= `early` of (LF similarity - HF similarity) to the final layer, in the space's prediction view. The
+    paper's Fig. 3 reads about +0.15 to +0.25 (LF aligns early, HF late); zero or below means nothing lags."""
+    x0, lr = model_inputs(bb, images)
+    lens, _ = lens_for(bb, x0, lr)
+    rows = []
+    for t in timesteps:
+        students, teacher = layer_maps(bb, lens, x0, lr, t)["prediction"]
+        lf, hf = band_similarity(students, teacher, mask)
+        depth = torch.arange(lf.shape[0]) / max(lf.shape[0] - 1, 1)
+        keep = depth <= early + 1e-9
+        gap = (lf[keep] - hf[keep]).mean(0)
+        for name, g, low, high in zip(images["names"], gap, lf[keep].mean(0), hf[keep].mean(0)):
+            rows.append({"t": t, "image": name, "photo": photo_of(name), "gap": g.item(), "lf": low.item(),
+                         "hf": high.item(), "layers": int(keep.sum())})
+    return pd.DataFrame(rows)
+
+
+def premise_table(models: dict[str, Backbone], images: dict, timesteps=TIMESTEPS) -> pd.DataFrame:
+    """`premise_gaps` of several models, labelled by the dict keys (column `model`)."""
+    return pd.concat([premise_gaps(bb, images, timesteps).assign(model=label, backbone=bb.spec.name)
+                      for label, bb in models.items()], ignore_index=True)
 
 
 def cross_sample(bb: Backbone, images: dict[str, Tensor], t: float = 300) -> dict[str, list]:

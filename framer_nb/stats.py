@@ -30,8 +30,8 @@ class Comparison:
 
     def verdict(self, higher_is_better: bool = True, margin: float = 0.0) -> str:
         """'better' or 'worse' when the interval lies past `margin` on one side of zero, else 'inconclusive'
-        (also with fewer than two seeds, or a NaN anywhere: NaN never passes)."""
-        if self.n_seeds < 2 or any(math.isnan(v) for v in (self.low, self.high)):
+        (also without an interval, e.g. one seed and no pooled spread: NaN never passes)."""
+        if any(math.isnan(v) for v in (self.low, self.high)):
             return "inconclusive"
         if self.low > margin:
             return "better" if higher_is_better else "worse"
@@ -68,3 +68,32 @@ def compare(diffs: pd.Series | np.ndarray, metric: str = "") -> Comparison:
     se = float(d.std(ddof=1)) / math.sqrt(n)
     t975, t80 = stats.t.ppf(0.975, n - 1), stats.t.ppf(0.8, n - 1)
     return Comparison(metric, mean, mean - t975 * se, mean + t975 * se, float((t975 + t80) * se), n)
+
+
+def pooled_comparison(effect: float, sd: float, df: int, metric: str = "") -> Comparison:
+    """One paired difference (one seed) with the spread of a paired difference measured elsewhere: `sd`, the std
+    over seeds of per-seed differences with `df` degrees of freedom (pooled from the main variants). The
+    interval is effect +- t_0.975(df) * sd, the MDE (t_0.975 + t_0.8) * sd."""
+    if df < 1 or math.isnan(sd):
+        nan = float("nan")
+        return Comparison(metric, effect, nan, nan, nan, 1)
+    t975, t80 = stats.t.ppf(0.975, df), stats.t.ppf(0.8, df)
+    return Comparison(metric, effect, effect - t975 * sd, effect + t975 * sd, float((t975 + t80) * sd), 1)
+
+
+def pooled_sd(diff_sets: list[pd.Series | np.ndarray]) -> tuple[float, int]:
+    """The pooled std over seeds of several sets of per-seed paired differences, and its degrees of freedom."""
+    sets = [np.asarray(d, dtype=float) for d in diff_sets]
+    sets = [d[~np.isnan(d)] for d in sets]
+    sets = [d for d in sets if len(d) > 1]
+    df = sum(len(d) - 1 for d in sets)
+    if not df:
+        return float("nan"), 0
+    return math.sqrt(sum(((d - d.mean()) ** 2).sum() for d in sets) / df), df
+
+
+def photo_of(image: str) -> str:
+    """The photo a crop came from: 'grace_hopper_1' -> 'grace_hopper'. Crops of one photo are not independent
+    draws, so intervals over images are taken over photos."""
+    head, _, tail = image.rpartition("_")
+    return head if head and tail.isdigit() else image

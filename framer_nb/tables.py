@@ -1,4 +1,4 @@
-"""Tables from stored results: mean +- std over seeds, best per column marked, CSV + Markdown + LaTeX."""
+"""Tables from stored results: mean +- 95% interval over seeds, best per column marked, CSV + Markdown + LaTeX."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .metrics import HIGHER_BETTER
 from .paths import DATA_ROOT
 from .provenance import write_sidecar
-from .stats import compare, per_seed_differences
+from .stats import compare, per_seed_differences, pooled_sd
 
 PAPER_DIR = DATA_ROOT / "paper"
 
@@ -39,23 +40,44 @@ def per_seed(df: pd.DataFrame, by: list[str], columns=COLUMNS) -> pd.DataFrame:
     return df.groupby(by + ["seed"], sort=False)[cols].mean().reset_index()
 
 
-def seed_summary(df: pd.DataFrame, by: list[str], columns=COLUMNS) -> pd.DataFrame:
-    """Mean over images per seed, then mean and std over seeds: <metric>_mean, <metric>_std, n_seeds, and
-    <metric>_best (True where that row beats every other row by a paired t-test over seeds, p < 0.05)."""
+def seed_summary(df: pd.DataFrame, by: list[str], columns=COLUMNS, pooled: dict | None = None) -> pd.DataFrame:
+    """Mean over images per seed, then over seeds: <metric>_mean, <metric>_std, <metric>_ci (the 95% t-interval's
+    half-width over seeds), n_seeds, and <metric>_best (True where that row beats every other row by a paired
+    t-test over seeds, p < 0.05). A one-seed row takes its half-width from `pooled` ({metric: (sd, df)}, the
+    spread of a row's seed means pooled from rows with several seeds: `pooled_spread`), else NaN."""
     seeds = per_seed(df, by, columns)
     cols = [c for c in seeds.columns if c not in by + ["seed"]]
     g = seeds.groupby(by, sort=False)[cols]
     out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_std"))
     out["n_seeds"] = seeds.groupby(by, sort=False)["seed"].nunique()
     out = out.reset_index()
+    n = out["n_seeds"].to_numpy()
+    t975 = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
+    for c in cols:
+        half = t975 * out[f"{c}_std"].to_numpy() / np.sqrt(n)
+        if pooled and c in pooled and pooled[c][1] > 0:
+            sd, dof = pooled[c]
+            half = np.where(n == 1, stats.t.ppf(0.975, dof) * sd, half)
+        out[f"{c}_ci"] = half
     for c in cols:
         out[f"{c}_best"] = _best_beyond_noise(seeds, by, c, out)
     return out
 
 
+def pooled_spread(df: pd.DataFrame, by: list[str], columns=COLUMNS) -> dict[str, tuple[float, int]]:
+    """Per metric, the std over seeds of a row's per-seed means, pooled over the rows with several seeds, and its
+    degrees of freedom: the spread one-seed rows borrow (the tables say so)."""
+    seeds = per_seed(df, by, columns)
+    cols = [c for c in seeds.columns if c not in by + ["seed"]]
+    out = {}
+    for c in cols:
+        groups = [grp[c].to_numpy() for _, grp in seeds.groupby(by, sort=False)]
+        out[c] = pooled_sd(groups)
+    return out
+
+
 def _best_beyond_noise(seeds: pd.DataFrame, by: list[str], metric: str, summary: pd.DataFrame) -> list[bool]:
     """Whether each summary row is the best one and beats every other row (paired over shared seeds, p < 0.05)."""
-    from scipy import stats
     means = summary[f"{metric}_mean"]
     if means.isna().all() or len(summary) < 2:
         return [False] * len(summary)
@@ -77,14 +99,16 @@ def _best_beyond_noise(seeds: pd.DataFrame, by: list[str], metric: str, summary:
 
 
 def formatted(summary: pd.DataFrame, by: list[str], columns=COLUMNS, marker: str = "**") -> pd.DataFrame:
-    """'mean +- std' strings with the direction in the header; bold only where `<metric>_best` (beyond noise)."""
+    """'mean +- half-width of the 95% interval over seeds' strings (the std where a summary has no interval), with
+    the direction in the header; bold only where `<metric>_best` (beyond noise)."""
     out = summary[by].copy()
     for c in columns:
         if f"{c}_mean" not in summary or summary[f"{c}_mean"].isna().all():
             continue
         digits = DIGITS.get(c, 2)
         cells = []
-        for m, s, best in zip(summary[f"{c}_mean"], summary[f"{c}_std"], summary.get(f"{c}_best", [False] * len(summary))):
+        spread = summary[f"{c}_ci"] if f"{c}_ci" in summary else summary[f"{c}_std"]
+        for m, s, best in zip(summary[f"{c}_mean"], spread, summary.get(f"{c}_best", [False] * len(summary))):
             text = "n/a" if np.isnan(m) else (f"{m:.{digits}f}" + ("" if np.isnan(s) else f" ± {s:.{digits}f}"))
             cells.append(f"{marker}{text}{marker}" if best and marker else text)
         out[f"{c} {'↑' if higher_is_better(c) else '↓'}"] = cells
@@ -127,18 +151,27 @@ def _bold_best_tex(tex: str, summary: pd.DataFrame, by: list[str]) -> str:
     return tex
 
 
-def ablation_table(df: pd.DataFrame, name: str, backbone: str, seeds=None) -> pd.DataFrame | None:
-    """One ablation table's rows (those variants that were run) on `seeds` (every row on the same seeds), or None
-    if fewer than two variants were run."""
+def ablation_table(df: pd.DataFrame, name: str, backbone: str, pooled: dict | None = None) -> pd.DataFrame | None:
+    """One ablation table's rows (those variants that were run) on the seeds every row has, or None if fewer than
+    two variants were run. One-seed rows take their interval from `pooled` (see `seed_summary`)."""
     _, variants = ABLATIONS[name]
     rows = df[(df["backbone"] == backbone) & (df["variant"].isin(variants))]
-    if seeds is not None:
-        rows = rows[rows["seed"].isin(seeds)]
     if rows["variant"].nunique() < 2:
         return None
-    s = seed_summary(rows, ["variant"])
+    shared = set.intersection(*(set(g["seed"]) for _, g in rows.groupby("variant")))
+    rows = rows[rows["seed"].isin(shared)]
+    s = seed_summary(rows, ["variant"], pooled=pooled)
     order = {v: i for i, v in enumerate(variants)}
     return s.sort_values("variant", key=lambda c: c.map(order)).reset_index(drop=True)
+
+
+def seed_note(summary: pd.DataFrame, pooled: dict | None) -> str:
+    """The caption's word on a table's seeds: empty when every row has several, else how one-seed rows get their ±."""
+    if (summary["n_seeds"] > 1).all():
+        return ""
+    dof = max((d for _, d in (pooled or {}).values()), default=0)
+    return (f"; one seed per row: ± uses the seed-to-seed spread of the baseline and FRAMER runs, pooled ({dof} df)"
+            if dof else "; one seed per row: no interval")
 
 
 def main_table(df: pd.DataFrame, variants=("baseline", "framer")) -> pd.DataFrame:

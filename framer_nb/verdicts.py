@@ -1,6 +1,7 @@
-"""Verdicts computed from our result files: does a paper claim hold in our data? `reproduced`, `not reproduced`,
-`mixed` (observations) or, for an ordering of two variants, `reproduced`, `reversed`, `within noise` or
-`untested (one seed)` (no spread to test against).
+"""Verdicts computed from our result files: does a paper claim hold in our data? Each has three outcomes: the
+paper's direction (`reproduced`), the opposite one (`opposite`, `reversed`, `not reproduced`), or `inconclusive`
+with the design's minimum detectable effect, decided by a 95% interval over the independent units (photos for
+observations, training seeds for trained variants: framer_nb.stats). NaN never passes.
 
 Each function reads a results table and returns `Verdict`s whose `numbers` carry the evidence; the notebooks
 print them and `readme_results` quotes them, so no sentence about a result is written by hand.
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-ALPHA = 0.05  # two-sided paired t-test over seeds
+from .stats import Comparison, compare, per_seed_differences, photo_of, pooled_comparison, pooled_sd
 
 
 @dataclass
@@ -59,120 +60,117 @@ def band_density_peaks(dens: pd.DataFrame) -> list[Verdict]:
                               "median LR HF": round(med[("LR", "HF")], 4)})]
 
 
-def low_first_high_later(sim: pd.DataFrame, space: str = "prediction", timesteps=(300, 700),
-                         level: float = 0.9) -> list[Verdict]:
-    """Fig. 3: across depth, LF similarity to the final layer rises early, HF only near the end.
+def low_first_high_later(gaps: pd.DataFrame, timesteps=(300, 700)) -> list[Verdict]:
+    """Fig. 3: across depth, HF's similarity to the final layer lags LF's.
 
-    Per backbone and timestep: the first normalised depth at which LF (resp. HF) reaches `level`, and the mean
-    LF - HF gap over the first three quarters of the layers. Reproduced when LF gets there first and leads on
-    average; not reproduced when HF does both; mixed otherwise."""
+    `gaps` is `observe.premise_gaps` with a `model` column: per crop, the mean LF - HF gap over the first three
+    quarters of depth. Per model and timestep the crops are averaged per photo (crops of one photo are not
+    independent) and the t-interval over photos decides: above zero reproduced, below zero opposite, else
+    inconclusive with the design's minimum detectable effect."""
     out = []
-    sim = sim[sim["space"] == space]
-    for (model, t), g in sim[sim["t"].isin(timesteps)].groupby(["model", "t"], sort=False):
-        g = g.sort_values("depth")
-        first = {b: _first_depth(g, f"{b}_mean", level) for b in ("lf", "hf")}
-        early = g[g["depth"] <= 0.75]
-        gap = float((early["lf_mean"] - early["hf_mean"]).mean())
-        lf_first = first["lf"] < first["hf"]
-        if lf_first and gap > 0:
-            verdict = "reproduced"
-        elif not lf_first and first["lf"] != first["hf"] and gap < 0:
-            verdict = "not reproduced"
-        else:
-            verdict = "mixed"
-        out.append(Verdict("low-first, high-later: LF aligns with the final layer before HF (Fig. 3)",
-                           f"{model}, t={t}", verdict, {f"LF reaches {level} at depth": first["lf"],
-                                                       f"HF reaches {level} at depth": first["hf"],
-                                                       "mean LF-HF over depth <= 0.75": round(gap, 3)}))
+    for (model, t), g in gaps[gaps["t"].isin(timesteps)].groupby(["model", "t"], sort=False):
+        c = compare(g.groupby("photo")["gap"].mean(), "gap")
+        out.append(Verdict("low-first, high-later: HF's similarity to the final layer lags LF's over depth (Fig. 3)",
+                           f"{model}, t={t}", _three_way(c, "reproduced", "opposite"),
+                           {"mean LF-HF over depth <= 0.75": round(c.effect, 3), "ci95": _ci(c),
+                            "mde": round(c.mde, 3), "photos": c.n_seeds}))
     return out
 
 
-def _first_depth(g: pd.DataFrame, col: str, level: float) -> float:
-    hit = g[g[col] >= level]
-    return round(float(hit["depth"].iloc[0]), 3) if len(hit) else float("inf")
-
-
-def cross_sample(cross: dict[str, dict[str, list]]) -> list[Verdict]:
-    """Fig. 5: different images share LF (high off-diagonal similarity) but not HF (low)."""
-    from .observe import off_diagonal_mean
+def cross_sample(cross: dict[str, dict[str, list]], names: list[str]) -> list[Verdict]:
+    """Fig. 5: different images share LF but not HF. Per crop, its mean LF similarity to the crops of *other*
+    photos minus its mean HF similarity to them; averaged per photo; the t-interval over photos decides."""
+    photos = np.array([photo_of(n) for n in names])
+    other = photos[:, None] != photos[None, :]
     out = []
     for model, mats in cross.items():
-        lf, hf = off_diagonal_mean(mats["lf"]), off_diagonal_mean(mats["hf"])
+        lf, hf = np.asarray(mats["lf"]), np.asarray(mats["hf"])
+        per_crop = [(lf[i][other[i]].mean() - hf[i][other[i]].mean()) for i in range(len(names))]
+        c = compare(pd.Series(per_crop).groupby(photos).mean(), "gap")
         out.append(Verdict("LF is shared across images, HF is instance-specific (Fig. 5)", model,
-                           "reproduced" if lf > hf else "not reproduced",
-                           {"off-diagonal LF": round(lf, 3), "off-diagonal HF": round(hf, 3),
-                            "images": len(mats["lf"])}))
+                           _three_way(c, "reproduced", "opposite"),
+                           {"LF-HF similarity across photos": round(c.effect, 3), "ci95": _ci(c),
+                            "mde": round(c.mde, 3), "off-diagonal LF": round(float(lf[other].mean()), 3),
+                            "off-diagonal HF": round(float(hf[other].mean()), 3), "photos": c.n_seeds}))
     return out
+
+
+def _three_way(c: Comparison, yes: str, opposite: str, margin: float = 0.0) -> str:
+    """The paper's direction (interval above `margin`), the opposite one (below -`margin`), or inconclusive;
+    NaN and fewer than two units are inconclusive."""
+    v = c.verdict(higher_is_better=True, margin=margin)
+    if v == "better":
+        return yes
+    if v == "worse":
+        return opposite
+    if np.isnan(c.mde):
+        return f"inconclusive ({c.n_seeds} unit{'s' * (c.n_seeds != 1)})"
+    return f"inconclusive (MDE {c.mde:.3g})"
+
+
+def _ci(c: Comparison) -> str:
+    return f"[{c.low:+.3f}, {c.high:+.3f}]"
 
 
 # ---------------------------------------------------------------- comparisons of trained variants
 
-def paired(df: pd.DataFrame, a: str, b: str, metric: str = "psnr", higher_better: bool = True,
-           by: str = "variant") -> dict:
-    """Paired comparison of rows a and b over the seeds they share (per-seed image means).
-
-    Returns the mean and std over seeds of (a - b) oriented so that > 0 means a is better, the two-sided
-    paired t-test p-value over seeds, a 95% bootstrap interval over (seed, image) pairs, and the seeds."""
-    from scipy import stats
-    sign = 1.0 if higher_better else -1.0
-    rows = df[df[by].isin([a, b])]
-    wide = rows.pivot_table(index=["seed", "image"], columns=by, values=metric).dropna()
-    if a not in wide or b not in wide or wide.empty:
-        return {"n_seeds": 0}
-    diff = sign * (wide[a] - wide[b])
-    per_seed = diff.groupby(level="seed").mean()
-    rng = np.random.default_rng(0)
-    boot = [rng.choice(diff.to_numpy(), len(diff)).mean() for _ in range(2000)]
-    p = float(stats.ttest_rel(wide[a].groupby(level="seed").mean(), wide[b].groupby(level="seed").mean()).pvalue) \
-        if len(per_seed) > 1 and per_seed.std() > 0 else float("nan")
-    return {"mean": float(per_seed.mean()), "std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan"),
-            "p": p, "ci95": (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))),
-            "n_seeds": int(len(per_seed)), "seeds": sorted(int(s) for s in per_seed.index)}
-
-
 def ordering(df: pd.DataFrame, better: str, worse: str, claim: str, scope: str, metric: str = "psnr",
-             higher_better: bool = True) -> Verdict:
-    """The paper says `better` beats `worse`: reproduced (beyond noise), reversed (beyond noise), within noise, or
-    untested (one seed: no spread to test against)."""
-    c = paired(df, better, worse, metric, higher_better)
-    if c.get("n_seeds", 0) < 2:
-        verdict = "untested (one seed)"
-    elif np.isnan(c["p"]):
-        verdict = "within noise"
-    elif c["p"] < ALPHA:
-        verdict = "reproduced" if c["mean"] > 0 else "reversed"
-    else:
-        verdict = "within noise"
-    nums = {f"{metric} {better} - {worse}": round(c.get("mean", float("nan")), 3),
-            "std over seeds": round(c.get("std", float("nan")), 3), "paired t-test p": round(c.get("p", float("nan")), 3),
-            "seeds": c.get("n_seeds", 0)}
+             higher_better: bool = True, pooled: tuple[float, int] | None = None) -> Verdict:
+    """The paper says `better` beats `worse`, paired over the seeds both rows have: reproduced (interval above
+    zero), reversed (below) or inconclusive with the design's MDE.
+
+    With one shared seed the spread comes from `pooled` = (sd, df): the std over seeds of a paired difference
+    measured on the main variants and its degrees of freedom (stats.pooled_sd), and the verdict says so; without
+    it, one seed is inconclusive."""
+    sign = 1.0 if higher_better else -1.0
+    c = compare(sign * per_seed_differences(df, metric, better, worse), metric)
+    borrowed = c.n_seeds == 1 and pooled is not None and pooled[1] > 0
+    if borrowed:
+        c = pooled_comparison(c.effect, *pooled, metric)
+    verdict = {"better": "reproduced", "worse": "reversed"}.get(c.verdict(), "inconclusive")
+    if verdict == "inconclusive":
+        verdict += f" (MDE {c.mde:.3g})" if not np.isnan(c.mde) else " (one seed)"
+    nums = {f"{metric} {better} - {worse}": round(c.effect, 3), "ci95": _ci(c), "mde": round(c.mde, 3),
+            "seeds": 1 if borrowed else c.n_seeds}
+    if borrowed:
+        nums["spread"] = f"pooled from the main variants (sd {pooled[0]:.3g}, {pooled[1]} df)"
     return Verdict(claim, scope, verdict, nums)
 
 
 def beats_bicubic(one_step: pd.DataFrame, sampled: pd.DataFrame, margin_db: float = 1.0) -> list[Verdict]:
-    """Does each (backbone, variant) super-resolve? Its one-step PSNR against bicubic + `margin_db`, and its
-    sampled outputs against bicubic on the spectral distance (HF band) and NIQE (seed means, then their mean)."""
+    """Does each (backbone, variant) super-resolve? One-step: the per-seed PSNR gain over bicubic on the same
+    crops, with its t-interval over seeds, against `margin_db` (reproduced above it, not reproduced below it,
+    else inconclusive). Sampled: closer to HR than bicubic on the HF spectral distance and on NIQE, each by its
+    interval; a metric that is n/a leaves the claim untested (NaN never passes)."""
     out = []
-
-    def seed_mean(df, keys, col):
-        return df[keys].groupby("seed")[col].mean().mean()
-    bic1 = one_step[one_step["variant"] == "bicubic"]
+    bic1 = one_step[one_step["variant"] == "bicubic"].groupby("image")["psnr"].mean()
     for (backbone, variant), g in one_step[one_step["variant"] != "bicubic"].groupby(["backbone", "variant"]):
-        gain = float(g.groupby("seed")["psnr"].mean().mean() - bic1["psnr"].mean())
+        gains = g.assign(gain=g["psnr"] - g["image"].map(bic1)).groupby("seed")["gain"].mean()
+        c = compare(gains, "psnr gain")
+        verdict = _three_way(Comparison(c.metric, c.effect - margin_db, c.low - margin_db, c.high - margin_db,
+                                        c.mde, c.n_seeds), "reproduced", "not reproduced")
         out.append(Verdict(f"the one-step estimate beats bicubic by at least {margin_db} dB PSNR", f"{backbone} {variant}",
-                           "reproduced" if gain >= margin_db else "not reproduced",
-                           {"PSNR gain over bicubic (dB)": round(gain, 3), "seeds": int(g["seed"].nunique())}))
-    bic = sampled[sampled["variant"] == "bicubic"]
+                           verdict, {"PSNR gain over bicubic (dB)": round(c.effect, 3), "ci95": _ci(c),
+                                     "seeds": c.n_seeds}))
+    bic = sampled[sampled["variant"] == "bicubic"].groupby("image")[["spec_hf", "niqe"]].mean()
     for (backbone, variant), g in sampled[sampled["variant"] != "bicubic"].groupby(["backbone", "variant"]):
         if variant not in set(one_step["variant"]):
             continue
-        spec = float(g.groupby("seed")["spec_hf"].mean().mean())
-        niqe = float(g.groupby("seed")["niqe"].mean().mean()) if g["niqe"].notna().any() else float("nan")
-        closer = spec < bic["spec_hf"].mean() and (np.isnan(niqe) or niqe < bic["niqe"].mean())
+        parts, nums = [], {}
+        for m in ("spec_hf", "niqe"):  # lower is better: bicubic minus ours > 0 means closer to HR
+            if g[m].isna().all() or bic[m].isna().all():
+                parts.append(f"untested ({m} n/a)")
+                nums[m] = "n/a"
+                continue
+            c = compare(g.assign(d=g["image"].map(bic[m]) - g[m]).groupby("seed")["d"].mean(), m)
+            parts.append(_three_way(c, "reproduced", "not reproduced"))
+            nums[f"bicubic - ours, {m}"] = round(c.effect, 3)
+            nums[f"{m} ci95"] = _ci(c)
+        verdict = ("reproduced" if all(p == "reproduced" for p in parts)
+                   else "not reproduced" if any(p == "not reproduced" for p in parts)
+                   else next(p for p in parts if p != "reproduced"))
         out.append(Verdict("sampled outputs are closer to HR than bicubic in HF power spectrum and NIQE",
-                           f"{backbone} {variant}", "reproduced" if closer else "not reproduced",
-                           {"spec_hf (dB)": round(spec, 3), "bicubic spec_hf": round(float(bic["spec_hf"].mean()), 3),
-                            "NIQE": round(niqe, 3), "bicubic NIQE": round(float(bic["niqe"].mean()), 3)}))
+                           f"{backbone} {variant}", verdict, nums))
     return out
 
 
@@ -194,8 +192,10 @@ PAPER_ORDERINGS: dict[str, list[tuple[str, str, str]]] = {
 
 def paper_orderings(df: pd.DataFrame, backbone: str, metric: str = "psnr", higher_better: bool = True
                     ) -> list[Verdict]:
-    """Every ordering of Tables 2-5 on one backbone's runs (those variants that were trained)."""
+    """Every ordering of Tables 2-5 on one backbone's runs (those variants that were trained). An ordering with one
+    shared seed takes its spread from the FRAMER - baseline per-seed differences (pooled_sd)."""
     rows = df[df["backbone"] == backbone]
     have = set(rows["variant"])
-    return [ordering(rows, a, b, claim, f"{backbone}, {metric}", metric, higher_better)
+    pooled = pooled_sd([per_seed_differences(rows, metric, "framer", "baseline")])
+    return [ordering(rows, a, b, claim, f"{backbone}, {metric}", metric, higher_better, pooled)
             for orders in PAPER_ORDERINGS.values() for a, b, claim in orders if a in have and b in have]

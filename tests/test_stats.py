@@ -36,3 +36,18 @@ def test_differences_are_paired_by_image_within_seed():
     rows.append({"seed": 3, "image": "a", "variant": "framer", "psnr": 99.0})  # no baseline to pair with: dropped
     d = per_seed_differences(pd.DataFrame(rows), "psnr", "framer", "baseline")
     assert list(d.index) == [0, 1, 2] and np.allclose(d.values, 0.1)
+
+
+def test_pooled_spread_for_one_seed_comparisons():
+    from framer_nb.stats import pooled_comparison, pooled_sd
+    sd, dof = pooled_sd([[1.0, 2.0, 3.0], [0.0, 2.0], [5.0]])  # the one-value set adds nothing
+    assert dof == 3 and sd == pytest.approx(math.sqrt((2.0 + 2.0) / 3))
+    c = pooled_comparison(0.5, 0.1, 3)
+    assert c.high - c.effect == pytest.approx(3.182446 * 0.1, rel=1e-5) and c.verdict() == "better"
+    assert pooled_comparison(0.5, float("nan"), 0).verdict() == "inconclusive"
+
+
+def test_crops_are_grouped_by_their_photo():
+    from framer_nb.stats import photo_of
+    assert photo_of("grace_hopper_1") == "grace_hopper" and photo_of("snow_road_0") == "snow_road"
+    assert photo_of("coffee") == "coffee" and photo_of("motorcycle_left") == "motorcycle_left"

@@ -61,3 +61,21 @@ def test_relative_change_paired_comparison_and_paper_numbers(results):
     paper = tables.paper_relative_change()
     row = paper[(paper["dataset"] == "RealSR") & (paper["metric"] == "PSNR") & (paper["pair"] == "FRAMER_D vs DiT4SR")]
     assert row["change_%"].iloc[0] == pytest.approx(5.9, abs=0.05)  # the paper's reported +5.9%
+
+
+def test_every_mean_carries_its_interval_and_one_seed_rows_borrow_a_pooled_spread(results):
+    s = tables.seed_summary(results, ["variant"])
+    fr = s[s["variant"] == "framer"].iloc[0]
+    assert fr["psnr_ci"] == pytest.approx(12.706205 * (2 ** -0.5) / 2 ** 0.5, rel=1e-5)  # t_0.975(1) * sd / sqrt(2)
+    assert "± 6.35" in tables.formatted(s, ["variant"]).set_index("variant").loc["framer", "psnr ↑"]
+    mixed = pd.concat([results, results[results["variant"] == "framer"].assign(variant="l2", seed=0)
+                       .query("seed == 0")])
+    mixed = mixed[~((mixed["variant"] == "l2") & (mixed["seed"] == 1))]  # l2 now has seed 0 only
+    t = tables.ablation_table(mixed, "table2_objective", "tiny-dit")
+    assert set(t["n_seeds"]) == {1}  # every row on the seeds all rows share
+    assert t["psnr_ci"].isna().all() and "no interval" in tables.seed_note(t, None)
+    pooled = tables.pooled_spread(results[results["variant"].isin(["baseline", "framer"])], ["variant"])
+    assert pooled["psnr"] == (pytest.approx(2 ** -0.5), 2)
+    t = tables.ablation_table(mixed, "table2_objective", "tiny-dit", pooled)
+    assert t["psnr_ci"].to_numpy() == pytest.approx([4.302653 * 2 ** -0.5] * 3, rel=1e-5)  # t_0.975(2) * sd
+    assert "pooled (2 df)" in tables.seed_note(t, pooled)

@@ -44,8 +44,9 @@ bench: install
 	$(PY) benchmarks/overhead.py --backbone tiny-unet --device cpu
 	$(PY) benchmarks/optimizer_step.py
 	$(PY) benchmarks/cli_latency.py
+	$(PY) benchmarks/framer_cost.py
 
-# On a one-GPU machine (see benchmarks/gpu_check.sh): gpu tests, SD3.5-medium overhead, latent training runs
+# On a one-GPU machine (see benchmarks/gpu_check.sh): SD3.5-medium overhead of both lenses, gpu tests, latent runs
 gpu-check:
 	bash benchmarks/gpu_check.sh
 

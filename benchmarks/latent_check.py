@@ -5,7 +5,8 @@ the null prompt is zeros), run the README's paper-profile command through the CL
 crops of the shipped training photos, then decode-evaluate the run on two held-out crops. Writes
 benchmarks/results/latent_train_<device>.json with provenance: wall times, median step time, losses, PSNR.
 
-    python benchmarks/latent_check.py --steps 50 --image-size 256 --batch-size 4
+    python benchmarks/latent_check.py --steps 20 --image-size 256 --batch-size 4
+    python benchmarks/latent_check.py --tiny --steps 2 --image-size 64 --batch-size 2     # CPU dry run
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50, help="training steps per backbone")
     ap.add_argument("--image-size", type=int, default=256, help="HR crop side in pixels")
     ap.add_argument("--batch-size", type=int, default=4, help="batch size")
+    ap.add_argument("--tiny", action="store_true", help="tiny pipelines of the same families (a CPU dry run)")
     ap.add_argument("--work", default="/tmp/framer_latent_check", help="scratch folder (pipelines, runs)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/latent_train_<device>.json)")
     args = ap.parse_args()
@@ -53,8 +55,8 @@ def main() -> None:
     results = {}
     for name in args.backbones.split(","):
         t0 = time.time()
-        pipe = make_pipeline(name, work / f"pipe-{name}", tiny=False, text_encoders=False, dtype=torch.bfloat16,
-                             device=device)
+        pipe = make_pipeline(name, work / f"pipe-{name}", tiny=args.tiny, text_encoders=False,
+                             dtype=torch.float32 if args.tiny else torch.bfloat16, device=device)
         made = time.time() - t0
         cmd = [sys.executable, "-m", "framer_nb", "train", "--profile", "paper", "--backbone", name,
                "--pretrained", str(pipe), "--hr-folder", str(hr), "--image-size", str(args.image_size),

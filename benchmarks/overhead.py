@@ -7,7 +7,9 @@ GPU:  python benchmarks/overhead.py --backbone sd35-medium --device cuda --batch
 randomly initialised on the device; both variants train the same model with AdamW. Peak memory is measured in
 a fresh process per variant (CUDA allocator peak; on CPU, process max RSS, which the libraries dominate).
 Writes benchmarks/results/overhead_<backbone>_<device>.json with provenance. `--recompute-on-cpu` times the
-memory-saving recomputation that runs on GPUs (framer_nb.recompute) on the CPU as well.
+memory-saving recomputation that runs on GPUs (framer_nb.recompute) on the CPU as well. `--lens-chunk-bytes N`
+sets how many bytes of block tokens the SD3 lens projects per call (framer_nb.taps.LENS_CHUNK_BYTES; 0: one layer
+per call, the per-layer lens), on every device.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import torch
 
 from framer_nb import backbones as B
-from framer_nb import recompute
+from framer_nb import recompute, taps
 from framer_nb.config import FramerConfig
 from framer_nb.provenance import provenance
 from framer_nb.step import training_loss
@@ -33,6 +35,9 @@ VARIANTS = {"baseline": FramerConfig(objective="none"), "framer": FramerConfig()
 
 def setup(args):
     recompute.use_on_cpu(args.recompute_on_cpu)
+    if args.lens_chunk_bytes is not None:  # in every process: the peak-memory children run setup too
+        taps.set_lens_chunk_bytes(args.lens_chunk_bytes, "accelerator")
+        taps.set_lens_chunk_bytes(args.lens_chunk_bytes, "cpu")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     bb = B.build(args.backbone, device=args.device)
     bb.model.to(dtype)
@@ -113,6 +118,8 @@ def main():
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads")
     ap.add_argument("--recompute-on-cpu", action="store_true",
                     help="recompute the FRAMER term and the SD3 lens in the backward pass on the CPU too, as on GPUs")
+    ap.add_argument("--lens-chunk-bytes", type=int, default=None,
+                    help="bytes of tokens per SD3 lens call (0: one layer per call); default: the package's")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/overhead_<backbone>_<device>.json)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -122,6 +129,7 @@ def main():
     mem = {name: peak_memory(args, name) for name in VARIANTS}
     med = {k: statistics.median(v) for k, v in times.items()}
     result = provenance(benchmark="overhead", args=vars(args), device_name=_device_name(args.device),
+                        lens_chunk_bytes=dict(taps.LENS_CHUNK_BYTES),
                         median_step_s=med, step_s=times, peak_memory_mib=mem,
                         time_ratio=med["framer"] / med["baseline"], memory_ratio=mem["framer"] / mem["baseline"],
                         memory_kind="cuda max_memory_allocated" if args.device.startswith("cuda") else "process max RSS")

@@ -16,6 +16,7 @@ import torch.utils.checkpoint
 from torch import Tensor
 
 ON_CPU = False  # set by `use_on_cpu`: recompute on the CPU too (tests and benchmarks of that path)
+NOWHERE = False  # set by `use_nowhere`: never recompute (benchmarks: the cost without the memory saving)
 
 
 def use_on_cpu(enabled: bool) -> None:
@@ -24,11 +25,17 @@ def use_on_cpu(enabled: bool) -> None:
     ON_CPU = bool(enabled)
 
 
+def use_nowhere(enabled: bool) -> None:
+    """Never recompute, on any device (to measure what recomputation costs and saves)."""
+    global NOWHERE
+    NOWHERE = bool(enabled)
+
+
 def recompute(fn: Callable, *args):
     """`fn(*args)`, recomputed in the backward pass when a tensor argument needs a gradient and lives on an
     accelerator (or ON_CPU is set)."""
     tensors = [a for a in args if isinstance(a, Tensor)]
     grad = torch.is_grad_enabled() and any(a.requires_grad for a in tensors)
-    if grad and (ON_CPU or any(a.device.type != "cpu" for a in tensors)):
+    if grad and not NOWHERE and (ON_CPU or any(a.device.type != "cpu" for a in tensors)):
         return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False, preserve_rng_state=False)
     return fn(*args)

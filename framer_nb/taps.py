@@ -105,34 +105,62 @@ def sd3_hooks(model: SD3Transformer2DModel, heads: UNetHeads | None = None, head
             lambda t: _sd3_project(model, t, head_grad))
 
 
-def _frozen(module: nn.Module) -> Callable:
-    """`module` as a function of its input with its parameters detached (the input keeps its gradient)."""
-    def call(*args):
-        params = {k: v.detach() for k, v in module.named_parameters()}
-        return torch.func.functional_call(module, params, args)
-    return call
+# How many bytes of block tokens one lens call projects at once (several layers stacked along the batch). On
+# accelerators each call is recomputed in the backward pass (framer_nb.recompute), which keeps only its inputs (the
+# blocks' own outputs, alive anyway), so this bounds the lens's transient memory: 1 GiB takes the 23 intermediate
+# SD3.5-medium layers of a batch of 16 at 64 x 64 latents in bf16 (50 MB each) in two calls. On the CPU a call is
+# one layer, as before (values equal bit for bit to `norm_out` + `proj_out`).
+LENS_CHUNK_BYTES = {"accelerator": 1 << 30, "cpu": 0}
+
+
+def set_lens_chunk_bytes(n: int, device: str = "accelerator") -> None:
+    """Bytes of tokens per lens call on accelerators (or on the CPU, to test or measure that path); 0: one layer."""
+    LENS_CHUNK_BYTES["cpu" if device == "cpu" else "accelerator"] = int(n)
+
+
+def layers_per_call(tokens: Tensor, n_layers: int) -> int:
+    """Layers the lens projects per call for layers shaped like `tokens`, within LENS_CHUNK_BYTES."""
+    budget = LENS_CHUNK_BYTES["cpu" if tokens.device.type == "cpu" else "accelerator"]
+    return max(1, min(n_layers, budget // max(1, tokens.numel() * tokens.element_size())))
+
+
+def _weights(linear: nn.Linear, grad: bool) -> tuple[Tensor, Tensor | None]:
+    if grad:
+        return linear.weight, linear.bias
+    return linear.weight.detach(), None if linear.bias is None else linear.bias.detach()
 
 
 def _sd3_project(model: SD3Transformer2DModel, t: Tap, head_grad: bool = True) -> Tensor:
     """Each block's image tokens -> norm_out(., temb) -> proj_out -> unpatchify: [L, B, C, H, W].
 
-    One layer at a time, recomputed in the backward pass on accelerators (framer_nb.recompute): the normalised
-    [B, N, D] tokens of every layer are never all held, so the lens adds little memory beyond its small outputs."""
+    norm_out's AdaLN modulation depends on the time embedding alone, so it is computed once for every layer; the
+    normalisation and proj_out then run on `layers_per_call` layers at a time, each call recomputed in the backward
+    pass on accelerators (framer_nb.recompute), so the normalised tokens of every layer are never all held. With
+    `head_grad=False` the head's weights and the time embedding are seen with their gradient stopped."""
     p, c = model.config.patch_size, model.out_channels
     H, W = t.size
-    norm_out, proj_out = (model.norm_out, model.proj_out) if head_grad else (_frozen(model.norm_out),
-                                                                             _frozen(model.proj_out))
-    temb_in = t.temb if head_grad else t.temb.detach()
+    ada = model.norm_out
+    temb = t.temb if head_grad else t.temb.detach()
+    emb = F.linear(ada.silu(temb).to(t.features[0].dtype), *_weights(ada.linear, head_grad))
+    scale, shift = torch.chunk(emb, 2, dim=1)
+    proj_w, proj_b = _weights(model.proj_out, head_grad)
 
-    def head(tokens: Tensor, temb: Tensor) -> Tensor:
-        return proj_out(norm_out(tokens, temb))
+    def head(*args) -> Tensor:  # (tokens of k layers..., scale, shift, weight, bias): the layers stacked on batch
+        *tokens, scale, shift, w, b = args
+        k = len(tokens)
+        x = ada.norm(tokens[0] if k == 1 else torch.cat(tokens))  # the copy exists inside one call only
+        if k > 1:
+            scale, shift = scale.repeat(k, 1), shift.repeat(k, 1)
+        return F.linear(x * (1 + scale)[:, None, :] + shift[:, None, :], w, b)
 
+    per_call = layers_per_call(t.features[0], len(t.features))
     maps = []
-    for tokens in t.features:
-        h = recompute(head, tokens, temb_in)
+    for i in range(0, len(t.features), per_call):
+        chunk = t.features[i:i + per_call]
+        h = recompute(head, *chunk, scale, shift, proj_w, proj_b)
         h = h.reshape(h.shape[0], H // p, W // p, p, p, c)
-        maps.append(torch.einsum("nhwpqc->nchpwq", h).reshape(h.shape[0], c, H, W))
-    return torch.stack(maps)
+        maps.append(torch.einsum("nhwpqc->nchpwq", h).reshape(len(chunk), -1, c, H, W))
+    return torch.cat(maps)
 
 
 def unet_hooks(model: UNet2DConditionModel, heads: UNetHeads | None, head_grad: bool = True):

@@ -299,3 +299,79 @@ def test_unknown_names_and_folders_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a diffusers pipeline"):
         B.load("sd2-base", tmp_path / "empty")
     assert SD3.family == "sd3" and UNET.family == "unet"
+
+
+def _reference_lens(model, features, temb, size, frozen=False):
+    """The lens spelled out: the model's own norm_out(tokens, temb) and proj_out modules, one layer at a time (with
+    their parameters detached when `frozen`)."""
+    p, c = model.config.patch_size, model.out_channels
+    H, W = size
+
+    def call(module, *args):
+        params = {n: (q.detach() if frozen else q) for n, q in module.named_parameters()}
+        return torch.func.functional_call(module, params, args)
+    maps = []
+    for tokens in features:
+        h = call(model.proj_out, call(model.norm_out, tokens, temb))
+        h = h.reshape(tokens.shape[0], H // p, W // p, p, p, c)
+        maps.append(torch.einsum("nhwpqc->nchpwq", h).reshape(tokens.shape[0], c, H, W))
+    return torch.stack(maps)
+
+
+@pytest.mark.parametrize("config", [SMALL_DIT, dict(num_layers=5, attention_head_dim=8, num_attention_heads=3,
+                                                    caption_projection_dim=24, dual_attention_layers=(0, 1),
+                                                    qk_norm="rms_norm")], ids=["tiny", "sd35-shaped"])
+@pytest.mark.parametrize("per_call_bytes", [0, 10 ** 9], ids=["one-layer-calls", "all-layers-in-one-call"])
+@pytest.mark.parametrize("head_grad", [True, False])
+def test_batched_lens_equals_the_per_layer_head_in_values_and_gradients(config, per_call_bytes, head_grad):
+    bb = B.build("tiny-dit", **config)
+    x, t, _ = _inputs(bb)
+    saved = dict(taps.LENS_CHUNK_BYTES)
+    taps.set_lens_chunk_bytes(per_call_bytes, device="cpu")
+    try:
+        results = []
+        for lens in ("batched", "reference"):
+            bb.model.zero_grad()
+            with bb.lens(head_grad=head_grad) as tp:
+                bb.predict(x, t)
+                if lens == "batched":
+                    assert taps.layers_per_call(tp.features[0], len(tp.features)) == \
+                        (1 if per_call_bytes == 0 else len(tp.features))
+                    maps = tp.predictions()
+                else:
+                    temb = tp.temb if head_grad else tp.temb.detach()
+                    maps = _reference_lens(bb.model, tp.features, temb, tp.size, frozen=not head_grad)
+            maps.pow(2).mean().backward()
+            results.append((maps.detach(), {n: p.grad.clone() for n, p in bb.model.named_parameters()
+                                            if p.grad is not None}))
+    finally:
+        taps.LENS_CHUNK_BYTES.update(saved)
+    (m1, g1), (m2, g2) = results
+    if per_call_bytes == 0:
+        assert torch.equal(m1, m2)  # one layer per call: bit for bit
+    else:
+        torch.testing.assert_close(m1, m2, rtol=1e-5, atol=1e-6)
+    assert g1.keys() == g2.keys() and len(g1) > 0
+    assert head_grad == any(n.startswith(("norm_out.", "proj_out.")) for n in g1)
+    for n in g1:
+        torch.testing.assert_close(g1[n], g2[n], rtol=1e-4, atol=1e-6)
+
+
+def test_batched_lens_recomputed_in_backward_gives_the_same_gradients():
+    bb = B.build("tiny-dit", **SMALL_DIT)
+    x, t, _ = _inputs(bb)
+    saved = dict(taps.LENS_CHUNK_BYTES)
+    taps.set_lens_chunk_bytes(10 ** 9, device="cpu")
+    grads = []
+    try:
+        for on in (False, True):
+            recompute.use_on_cpu(on)
+            bb.model.zero_grad()
+            with bb.lens(head_grad=False) as tp:
+                bb.predict(x, t)
+                tp.predictions().pow(2).mean().backward()
+            grads.append(torch.cat([p.grad.flatten() for p in bb.model.parameters() if p.grad is not None]))
+    finally:
+        recompute.use_on_cpu(False)
+        taps.LENS_CHUNK_BYTES.update(saved)
+    torch.testing.assert_close(grads[0], grads[1])

@@ -23,6 +23,8 @@ CASES = {
     "pretrain, --minutes 0": ["pretrain", "--minutes", "0"],
     "reproduce, --only 99": ["reproduce", "--only", "99"],
     "evaluate, missing --run": ["evaluate", "--run", "/nonexistent"],
+    "train, --image-size 36 on the tiny DiT": ["train", "--backbone", "tiny-dit", "--image-size", "36"],
+    "train, --hr-folder without images": ["train", "--hr-folder", "/"],
 }
 
 

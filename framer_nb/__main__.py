@@ -130,7 +130,7 @@ def _positive(args, *names: str) -> None:
 def _validate(args) -> None:
     """Everything that can be checked without torch: names, numbers, and the files and folders given."""
     from . import inputs
-    from .config import BACKBONES, PROFILES, TINY_BACKBONES
+    from .config import BACKBONES, IMAGE_MULTIPLE, PROFILES, TINY_BACKBONES
     if getattr(args, "profile", None) is not None and args.profile not in PROFILES:
         raise UserError(f"--profile {args.profile!r} is not one of {', '.join(PROFILES)}")
     allowed = TINY_BACKBONES if args.command == "pretrain" else BACKBONES
@@ -146,13 +146,19 @@ def _validate(args) -> None:
         v = getattr(args, name, None)
         if v is not None and not ok(v):
             raise UserError(f"--{name.replace('_', '-')} must be {what}, got {v}")
+    size = getattr(args, "image_size", None)
+    if size is not None:
+        backbone = getattr(args, "backbone", None) or PROFILES[getattr(args, "profile", None) or "small"].backbones[0]
+        multiple = IMAGE_MULTIPLE.get(backbone)
+        if multiple and size % multiple:
+            raise UserError(f"--image-size {size} does not fit {backbone}: it needs a multiple of {multiple} px")
     if getattr(args, "runs", None):
         inputs.runs_folder(args.runs)
     if getattr(args, "pretrained", None):
         inputs.pipeline_folder(args.pretrained)
     for flag in ("hr_folder", "lr_folder", "hr_test_folder"):
         if getattr(args, flag, None):
-            inputs.folder(getattr(args, flag), "--" + flag.replace("_", "-"))
+            inputs.folder(getattr(args, flag), "--" + flag.replace("_", "-"), images=True)
     if getattr(args, "captions", None):
         inputs.captions(args.captions)
     for folder in (getattr(args, "run", None) or "").split(","):

@@ -17,8 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .errors import ImageLoadError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from .inputs import IMAGE_SUFFIXES
 
 # Natural photos that ship inside installed packages: name -> (package, file or loader). Fixed split by image:
 # no training crop comes from a validation or test photo. Grey photos are replicated to RGB.

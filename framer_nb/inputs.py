@@ -12,6 +12,9 @@ from .runs import Run
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
 def _json(path: Path, what: str):
     try:
         return json.loads(path.read_text())
@@ -44,13 +47,15 @@ def pipeline_folder(path: str | Path, flag: str = "--pretrained") -> None:
                                 "is incomplete")
 
 
-def folder(path: str | Path, flag: str) -> None:
-    """A folder that exists and is a folder."""
+def folder(path: str | Path, flag: str, images: bool = False) -> None:
+    """A folder that exists and is a folder (with `images`: holding at least one regular image file)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{flag} {path}: no such folder")
     if not path.is_dir():
         raise NotADirectoryError(f"{flag} {path}: not a folder")
+    if images and not any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in path.iterdir()):
+        raise FileNotFoundError(f"{flag} {path}: no regular image files ({', '.join(IMAGE_SUFFIXES)})")
 
 
 def captions(path: str | Path) -> None:

@@ -48,15 +48,21 @@ def _one_line(capsys, args: list[str], *needles: str, rc: int = 2) -> str:
     (["train", "--profile", "smal"], "--profile 'smal' is not one of"),
     (["train", "--lr", "-1"], "--lr must be > 0"),
     (["train", "--ema-decay", "1.5"], "--ema-decay must be in [0, 1)"),
-    (["train", "--backbone", "tiny-dit", "--image-size", "36"], "image_size=36 does not fit tiny-dit"),
+    (["train", "--backbone", "tiny-dit", "--image-size", "36"], "--image-size 36 does not fit tiny-dit"),
     (["evaluate", "--run", "/nonexistent/run"], "--run /nonexistent/run: no such folder"),
 ])
 def test_usage_errors_name_the_flag_and_what_is_allowed(capsys, args, needle):
     _one_line(capsys, args, needle)
 
 
-def test_a_usage_error_imports_nothing_heavy():
-    code = ("import sys; from framer_nb.__main__ import main; rc = main(['train', '--backbone', 'nope']); "
+@pytest.mark.parametrize("args", [["train", "--backbone", "nope"], ["train", "--backbone", "tiny-dit", "--image-size", "36"],
+                                  ["train", "--hr-folder", "{fifo_only}"]])
+def test_a_usage_error_imports_nothing_heavy(args, tmp_path):
+    fifo_only = tmp_path / "hr"
+    fifo_only.mkdir()
+    os.mkfifo(fifo_only / "x.png")  # named like an image, but not a regular file: never opened
+    args = [a.format(fifo_only=fifo_only) for a in args]
+    code = (f"import sys; from framer_nb.__main__ import main; rc = main({args!r}); "
             "print(rc, sorted(m for m in ('torch', 'diffusers', 'pyiqa', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["2", "[]"], out.stdout + out.stderr

@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install reproduce pretrain test test-slow lint bench gpu-check clean
+.PHONY: install reproduce pretrain pretrain-image test test-slow lint bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,17 @@ reproduce: install
 	$(PY) -m framer_nb reproduce --profile $(PROFILE)
 
 # Regenerate the shipped priors in data/priors/ (about an hour on 2 CPU cores, the two side by side; the model cards
-# record how they were made: the first 2500 / 2250 steps of a 5000-step cosine schedule; they denoise the residual
-# at the SR stage's scale, PRIOR_SCALE * (HR - bicubic(LR)))
+# record how they were made: 2500 / 2250 steps at a constant learning rate after a 20-step warm-up, stopped early in a
+# run keyed as 5000 steps; they denoise the residual at the SR stage's scale, PRIOR_SCALE * (HR - bicubic(LR)))
 pretrain: install
 	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-dit --steps 5000 --stop-after 2500 --batch-size 64 --residual-scale $(PRIOR_SCALE) --eval-every 250 & \
 	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-unet --steps 5000 --stop-after 2250 --batch-size 64 --residual-scale $(PRIOR_SCALE) --eval-every 250; \
+	wait
+
+# The same for priors that denoise the whole HR image (TrainConfig.target="image"), into data/priors/<backbone>-image
+pretrain-image: install
+	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-dit --target image --steps 5000 --stop-after 2500 --batch-size 64 --eval-every 250 & \
+	OMP_NUM_THREADS=1 $(PY) -m framer_nb pretrain --backbone tiny-unet --target image --steps 5000 --stop-after 2250 --batch-size 64 --eval-every 250; \
 	wait
 
 test: install

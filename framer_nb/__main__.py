@@ -78,13 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(o)
     o.add_argument("--out", default=None, help="output folder (default build/<profile>/results/observe)")
 
-    pr = sub.add_parser("pretrain", help="pretrain a tiny backbone's prior and write data/priors/<backbone>")
+    pr = sub.add_parser("pretrain", help="pretrain a tiny backbone's prior and write data/priors/<backbone>[-image]")
     pr.add_argument("--backbone", default="tiny-dit", help="tiny-dit | tiny-unet")
     pr.add_argument("--steps", type=int, default=None, help="training steps")
     pr.add_argument("--minutes", type=float, default=None, help="or: as many steps as fit in this many minutes here")
     pr.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    pr.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay, default 1e-3)")
-    pr.add_argument("--out", default=None, help="output folder (default data/priors/<backbone>)")
+    pr.add_argument("--lr", type=float, default=1e-3, help="learning rate after a 20-step warm-up (default 1e-3)")
+    pr.add_argument("--target", default="residual", choices=("residual", "image"),
+                    help="what the prior denoises: the SR residual (default) or the whole HR image")
+    pr.add_argument("--out", default=None, help="output folder (default data/priors/<backbone>, or <backbone>-image)")
     pr.add_argument("--runs", default="runs", help="where the resumable pretraining run lives (default runs/)")
     pr.add_argument("--eval-every", type=int, default=500, help="held-out objective every N steps (default 500)")
     pr.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
@@ -296,7 +298,7 @@ def cmd_pretrain(args) -> int:
         raise UserError(f"--stop-after {args.stop_after} lies beyond --steps {args.steps}")
     from .priors import Pretraining, pretrain
     how = Pretraining(args.steps, args.minutes, args.batch_size, args.lr, args.eval_every, args.num_workers,
-                      args.stop_after, args.residual_scale)
+                      args.stop_after, args.residual_scale, args.target)
     card = pretrain(args.backbone, how, args.out, args.runs, command=" ".join(["python -m framer_nb", *sys.argv[1:]]))
     print(f"{args.backbone}: {card['steps']} steps in {card['wall_s']} s; held-out objective "
           f"{card['heldout_curve'][0]['heldout_objective']} -> {card['heldout_curve'][-1]['heldout_objective']}")

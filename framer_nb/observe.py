@@ -256,7 +256,7 @@ def load_priors(p: Profile, runs: str | Path, progress: bool = True) -> dict[str
     out = {}
     for b in p.backbones:
         cfg = p.train_for(b)
-        if cfg.prior == "shipped" and not cfg.pretrained:
+        if cfg.prior == "shipped" and not cfg.pretrained and cfg.target == "residual":
             cfg = dataclasses.replace(cfg, residual_scale=residual_scale_of(shipped_prior(b)))
         out[b] = starting_point(cfg, runs, progress)
     return out

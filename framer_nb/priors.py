@@ -59,13 +59,20 @@ def _sha256(path: str, mtime_ns: int, size: int) -> str:  # cached while the fil
     return h.hexdigest()
 
 
-def shipped_prior(backbone: str, root: Path | None = None) -> dict:
+def prior_folder(backbone: str, target: str = "residual", root: Path | None = None) -> Path:
+    """Where the shipped prior of a backbone lives: data/priors/<backbone> for the residual target, and
+    data/priors/<backbone>-image for priors that denoise the whole image (TrainConfig.target)."""
+    return Path(root or PRIOR_ROOT) / (backbone if target == "residual" else f"{backbone}-{target}")
+
+
+def shipped_prior(backbone: str, root: Path | None = None, target: str = "residual") -> dict:
     """The model card of a shipped prior, after checking its weights are present and unchanged."""
-    folder = Path(root or PRIOR_ROOT) / backbone
+    folder = prior_folder(backbone, target, root)
     card_file = folder / "model_card.json"
     if not card_file.exists() or not weights_file(folder).exists():
         raise FileNotFoundError(f"{folder}: no shipped prior for {backbone!r} (model_card.json and weights); "
-                                f"run `python -m framer_nb pretrain --backbone {backbone}` or train with --prior train")
+                                f"run `python -m framer_nb pretrain --backbone {backbone} --target {target}` or train "
+                                "with --prior train")
     card = json.loads(card_file.read_text())
     if sha256(weights_file(folder)) != card.get("weights_sha256"):
         raise ValueError(f"{weights_file(folder)}: SHA-256 differs from {card_file}; the weights were changed or "
@@ -114,7 +121,7 @@ def train_prior(cfg: TrainConfig, runs: str | Path = "runs", progress: bool = Tr
 class Pretraining:
     """How a prior is pretrained: its schedule, its optimisation, and where it stops."""
 
-    steps: int | None = None  # the cosine schedule's length; None: sized from `minutes`
+    steps: int | None = None  # the run's length (constant LR after a 20-step warm-up); None: sized from `minutes`
     minutes: float | None = None  # as many steps as fit in this many minutes here (the card records the steps)
     batch_size: int = 64
     lr: float = 1e-3  # peak learning rate
@@ -122,11 +129,12 @@ class Pretraining:
     num_workers: int = 0  # data-loading processes
     stop_after: int | None = None  # stop at this step of the schedule and export that checkpoint's EMA weights
     residual_scale: float | None = None  # the prior denoises scale * (HR - bicubic(LR)); None: TrainConfig's
+    target: str = "residual"  # residual, or image: the prior denoises the HR image itself (TrainConfig.target)
 
 
 def pretrain(backbone: str, how: Pretraining, out: str | Path | None = None, runs: str | Path = "runs",
              progress: bool = True, command: str = "") -> dict:
-    """Pretrain `backbone`'s unconditional prior and export it to data/priors/<backbone> (or `out`).
+    """Pretrain `backbone`'s unconditional prior and export it to `prior_folder(backbone, how.target)` (or `out`).
 
     Resumable: the run lives under runs/prior/. With `how.stop_after`, training stops at that step of the
     `how.steps`-long schedule and the EMA weights of that checkpoint are exported (the card records both numbers
@@ -140,7 +148,7 @@ def pretrain(backbone: str, how: Pretraining, out: str | Path | None = None, run
         raise ValueError(f"stop_after={stop_after} must lie in 1..steps ({steps})")
     cfg = TrainConfig(backbone=backbone, prior="train", prior_steps=steps, prior_lr=lr, prior_batch_size=batch_size,
                       batch_size=batch_size, mixed_precision="no", num_workers=how.num_workers,
-                      ckpt_every=max(50, how.eval_every), log_every=50,
+                      ckpt_every=max(50, how.eval_every), log_every=50, target=how.target,
                       **({} if how.residual_scale is None else {"residual_scale": float(how.residual_scale)}))
     curve_file = prior_run(cfg, runs).heldout_curve
 
@@ -162,15 +170,16 @@ def pretrain(backbone: str, how: Pretraining, out: str | Path | None = None, run
         done = {**run.info(), "wall_s": _logged_wall(run.log_file)}
         if not any(p["step"] == trained for p in _read_curve(curve_file)):
             evaluate(trained, bb)
-    out = Path(out or PRIOR_ROOT / backbone)
+    out = Path(out or prior_folder(backbone, how.target))
     bb.model.save_pretrained(out)
     size_mb = weights_file(out).stat().st_size / 2**20
     if size_mb > MAX_WEIGHTS_MB:
         raise ValueError(f"{weights_file(out)}: {size_mb:.1f} MB exceeds the {MAX_WEIGHTS_MB} MB limit for shipped priors")
     card = provenance(
         backbone=backbone, model_class=type(bb.model).__name__, parameters=sum(p.numel() for p in bb.model.parameters()),
-        objective=dataclasses.asdict(bb.objective), space=bb.space.describe(), target="residual_scale * (HR - bicubic(LR))",
-        residual_scale=cfg.residual_scale,
+        objective=dataclasses.asdict(bb.objective), space=bb.space.describe(), target_kind=how.target,
+        target="residual_scale * (HR - bicubic(LR))" if how.target == "residual" else "the HR image",
+        residual_scale=cfg.residual_scale if how.target == "residual" else None,
         data=done.get("data"), data_fingerprint=done.get("data_fingerprint"), crop=cfg.image_size,
         crop_scale=cfg.crop_scale, degradation=cfg.degradation, steps=trained, schedule_steps=steps,
         batch_size=batch_size, lr=lr, ema_decay=cfg.prior_ema_decay, lr_schedule=cfg.lr_schedule,
@@ -178,7 +187,8 @@ def pretrain(backbone: str, how: Pretraining, out: str | Path | None = None, run
         heldout_curve=[p for p in _read_curve(curve_file) if p["step"] <= trained],
         heldout_data="validation photos (framer_nb.data.SPLITS['val']), fixed seeded batches",
         command=command or f"python -m framer_nb pretrain --backbone {backbone} --steps {steps} "
-                           f"--batch-size {batch_size} --lr {lr} --residual-scale {cfg.residual_scale:g}"
+                           f"--batch-size {batch_size} --lr {lr} --residual-scale {cfg.residual_scale:g} "
+                           f"--target {how.target}"
                            + (f" --stop-after {stop_after}" if stop_after else ""),
         weights_sha256=sha256(weights_file(out)), weights_mb=round(size_mb, 2))
     (out / "model_card.json").write_text(json.dumps(card, indent=2, default=str))

@@ -25,7 +25,7 @@ from .config import FramerConfig, TrainConfig, variant
 from .degrade import load_preset, preset_path
 from .loop import Fit, fit
 from .pairs import DataSource, builtin_source, data_generator, draw_pairs
-from .priors import PRIOR_ROOT, prior_run, shipped_prior, train_prior
+from .priors import prior_folder, prior_run, shipped_prior, train_prior
 from .runs import Run, prompt_cache
 
 
@@ -48,8 +48,8 @@ def prior_identity(cfg: TrainConfig, runs: str | Path) -> dict:
     if cfg.pretrained:
         return {"kind": "pretrained", "path": str(Path(cfg.pretrained).resolve())}
     if cfg.prior == "shipped":
-        card = shipped_prior(cfg.backbone)
-        return {"kind": "shipped", "path": str(PRIOR_ROOT / cfg.backbone), "sha256": card["weights_sha256"]}
+        card = shipped_prior(cfg.backbone, target=cfg.target)
+        return {"kind": "shipped", "path": str(prior_folder(cfg.backbone, cfg.target)), "sha256": card["weights_sha256"]}
     if cfg.prior == "train":
         return {"kind": "trained", "path": str(prior_run(cfg, runs).path)}
     return {"kind": "none"}
@@ -91,7 +91,7 @@ def starting_point(cfg: TrainConfig, runs: str | Path, progress: bool = True) ->
     if cfg.pretrained:
         bb = B.load(cfg.backbone, cfg.pretrained, prompt_cache=prompt_cache(runs))
     elif cfg.prior == "shipped":
-        bb = B.load(cfg.backbone, PRIOR_ROOT / cfg.backbone)
+        bb = B.load(cfg.backbone, prior_folder(cfg.backbone, cfg.target))
     elif cfg.prior == "train":
         bb = load_trained(train_prior(cfg, runs, progress))[0]
     else:

@@ -307,6 +307,24 @@ def test_pretrain_stopped_early_exports_the_checkpoint_ema_and_says_so(tmp_path)
     assert torch.equal(shipped[k], ckpt["ema." + k]) and not torch.equal(shipped[k], ckpt["model." + k])
 
 
+def test_image_priors_live_beside_the_residual_ones_and_are_found_by_the_target(tmp_path, monkeypatch):
+    from framer_nb import priors as P
+    root = tmp_path / "priors"
+    how = P.Pretraining(steps=2, batch_size=2, eval_every=1, target="image")
+    card = P.pretrain("tiny-dit", how, P.prior_folder("tiny-dit", "image", root), runs=tmp_path / "runs",
+                      progress=False)
+    assert (card["target_kind"], card["residual_scale"], card["target"]) == ("image", None, "the HR image")
+    assert "--target image" in card["command"]
+    assert P.prior_folder("tiny-dit", "image", root) == root / "tiny-dit-image"
+    assert P.prior_folder("tiny-dit", "residual", root) == root / "tiny-dit"
+    monkeypatch.setattr(P, "PRIOR_ROOT", root)
+    cfg = TrainConfig(backbone="tiny-dit", target="image")
+    assert T.prior_identity(cfg, tmp_path)["sha256"] == card["weights_sha256"]
+    assert T.starting_point(cfg, tmp_path, progress=False).residual_scale == 0.0  # diffuses the image
+    with pytest.raises(FileNotFoundError, match="--target residual"):  # no residual prior was written there
+        P.shipped_prior("tiny-dit", root)
+
+
 def test_priors_are_observed_on_their_own_residual_scale_and_fine_tuned_on_the_profiles(tmp_path, monkeypatch):
     import json
 
@@ -322,7 +340,6 @@ def test_priors_are_observed_on_their_own_residual_scale_and_fine_tuned_on_the_p
         card = json.loads((root / b / "model_card.json").read_text())
         (root / b / "model_card.json").write_text(json.dumps({**card, "residual_scale": 2.5}))
     monkeypatch.setattr(P, "PRIOR_ROOT", root)
-    monkeypatch.setattr(T, "PRIOR_ROOT", root)
     assert p.train.residual_scale != 2.5  # else this test shows nothing
     assert T.starting_point(p.train, tmp_path).residual_scale == p.train.residual_scale
     assert {b.residual_scale for b in O.load_priors(p, tmp_path, progress=False).values()} == {2.5}

@@ -4,7 +4,8 @@
 # benchmarks/results), each JSON with provenance:
 #   overhead_sd35-medium_cuda_per-layer.json  FRAMER vs baseline step time and peak memory on the SD3.5-medium-shaped
 #   overhead_sd35-medium_cuda_batched.json    transformer (random init, bf16, batch 16, 64x64 latents, 333 text
-#                                             tokens, AdamW), with the lens one layer per call / batched (1 GiB)
+#   ..._batched-compiled.json                 tokens, AdamW), with the lens one layer per call / batched (1 GiB) /
+#                                             batched with the FRAMER term through torch.compile
 #   gpu_tests.log                             the `gpu`-marked tests (tests/test_slow_gpu.py)
 #   latent_train_cuda.json                    20-step latent training runs (the README's paper-profile command) on
 #                                             random-init SD3.5-medium- and SD2-base-shaped pipelines, then decoding
@@ -44,15 +45,17 @@ part() {  # part NAME LIMIT_S COMMAND...: run under its own time limit, record e
   rc[$name]=$?
   secs[$name]=$((SECONDS - t0))
 }
-part overhead_per_layer 80 $PY benchmarks/overhead.py "${OVERHEAD[@]}" --lens-chunk-bytes 0 \
+part overhead_per_layer 70 $PY benchmarks/overhead.py "${OVERHEAD[@]}" --lens-chunk-bytes 0 \
   --out "$RES/overhead_${OVERHEAD[1]}_${DEVICE}_per-layer.json"
-part overhead_batched 80 $PY benchmarks/overhead.py "${OVERHEAD[@]}" \
+part overhead_batched 70 $PY benchmarks/overhead.py "${OVERHEAD[@]}" \
   --out "$RES/overhead_${OVERHEAD[1]}_${DEVICE}_batched.json"
-part gpu_tests 40 bash -c "$PY -m pytest -q -m gpu -p no:cacheprovider ${TESTS[*]} tests/test_slow_gpu.py > '$RES/gpu_tests.log' 2>&1"
-part latent_check 150 $PY benchmarks/latent_check.py "${LATENT[@]}" --work "${GPU_CHECK_WORK:-/tmp/framer_latent_check}" \
+part overhead_compiled 90 $PY benchmarks/overhead.py "${OVERHEAD[@]}" --compile --skip-memory \
+  --out "$RES/overhead_${OVERHEAD[1]}_${DEVICE}_batched-compiled.json"
+part gpu_tests 30 bash -c "$PY -m pytest -q -m gpu -p no:cacheprovider ${TESTS[*]} tests/test_slow_gpu.py > '$RES/gpu_tests.log' 2>&1"
+part latent_check 100 $PY benchmarks/latent_check.py "${LATENT[@]}" --work "${GPU_CHECK_WORK:-/tmp/framer_latent_check}" \
   --out "$RES/latent_train_${DEVICE}.json"
 summary=""
-for k in overhead_per_layer overhead_batched gpu_tests latent_check; do summary="$summary $k=${rc[$k]}:${secs[$k]}"; done
+for k in overhead_per_layer overhead_batched overhead_compiled gpu_tests latent_check; do summary="$summary $k=${rc[$k]}:${secs[$k]}"; done
 $PY - "$RES" "$DEVICE" $summary <<'PYEOF'
 import json, sys
 from framer_nb.provenance import provenance

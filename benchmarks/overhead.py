@@ -9,7 +9,8 @@ a fresh process per variant (CUDA allocator peak; on CPU, process max RSS, which
 Writes benchmarks/results/overhead_<backbone>_<device>.json with provenance. `--recompute-on-cpu` times the
 memory-saving recomputation that runs on GPUs (framer_nb.recompute) on the CPU as well. `--lens-chunk-bytes N`
 sets how many bytes of block tokens the SD3 lens projects per call (framer_nb.taps.LENS_CHUNK_BYTES; 0: one layer
-per call, the per-layer lens), on every device.
+per call, the per-layer lens), on every device; `--compile` runs the FRAMER term through torch.compile (the
+warm-up steps absorb the compilation).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from framer_nb import backbones as B
 from framer_nb import recompute, taps
 from framer_nb.config import FramerConfig
 from framer_nb.provenance import provenance
-from framer_nb.step import training_loss
+from framer_nb.step import StepOptions, training_loss
 
 VARIANTS = {"baseline": FramerConfig(objective="none"), "framer": FramerConfig()}
 
@@ -53,9 +54,9 @@ def setup(args):
     return bb, heads, opt, x0
 
 
-def one_step(bb, heads, opt, x0, cfg, seed):
+def one_step(bb, heads, opt, x0, cfg, seed, compile_loss=False):
     loss = training_loss(bb, x0, None, cfg, heads if cfg.objective != "none" else None,
-                         torch.Generator().manual_seed(seed)).total
+                         torch.Generator().manual_seed(seed), StepOptions(compile=compile_loss)).total
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -74,7 +75,7 @@ def time_steps(args) -> dict[str, list[float]]:
         for name, cfg in VARIANTS.items():
             sync(args.device)
             t0 = time.perf_counter()
-            one_step(bb, heads, opt, x0, cfg, seed=i)
+            one_step(bb, heads, opt, x0, cfg, seed=i, compile_loss=args.compile)
             sync(args.device)
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - t0)
@@ -86,7 +87,7 @@ def _peak_child(args, name, queue):
     torch.set_num_threads(args.threads)
     bb, heads, opt, x0 = setup(args)
     for i in range(3):
-        one_step(bb, heads, opt, x0, VARIANTS[name], seed=i)
+        one_step(bb, heads, opt, x0, VARIANTS[name], seed=i, compile_loss=args.compile)
     if args.device.startswith("cuda"):
         queue.put(torch.cuda.max_memory_allocated() / 2**20)
     else:
@@ -120,25 +121,29 @@ def main():
                     help="recompute the FRAMER term and the SD3 lens in the backward pass on the CPU too, as on GPUs")
     ap.add_argument("--lens-chunk-bytes", type=int, default=None,
                     help="bytes of tokens per SD3 lens call (0: one layer per call); default: the package's")
+    ap.add_argument("--compile", action="store_true", help="the FRAMER term through torch.compile (StepOptions.compile)")
+    ap.add_argument("--skip-memory", action="store_true", help="time only (no peak-memory processes)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/overhead_<backbone>_<device>.json)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     times = time_steps(args)
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()  # the timing model is gone: leave the whole card to the fresh processes
-    mem = {name: peak_memory(args, name) for name in VARIANTS}
+    mem = {} if args.skip_memory else {name: peak_memory(args, name) for name in VARIANTS}
     med = {k: statistics.median(v) for k, v in times.items()}
     result = provenance(benchmark="overhead", args=vars(args), device_name=_device_name(args.device),
                         lens_chunk_bytes=dict(taps.LENS_CHUNK_BYTES),
                         median_step_s=med, step_s=times, peak_memory_mib=mem,
-                        time_ratio=med["framer"] / med["baseline"], memory_ratio=mem["framer"] / mem["baseline"],
+                        time_ratio=med["framer"] / med["baseline"],
+                        memory_ratio=mem["framer"] / mem["baseline"] if mem else None,
                         memory_kind="cuda max_memory_allocated" if args.device.startswith("cuda") else "process max RSS")
     out = Path(args.out or f"benchmarks/results/overhead_{args.backbone}_{args.device.split(':')[0]}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
+    memory = (f"peak memory {mem['baseline']:.0f} -> {mem['framer']:.0f} MiB (x{result['memory_ratio']:.3f})" if mem
+              else "memory not measured")
     print(f"{args.backbone} on {result['device_name']}: step {med['baseline']*1e3:.1f} ms -> {med['framer']*1e3:.1f} ms "
-          f"(x{result['time_ratio']:.3f}); peak memory {mem['baseline']:.0f} -> {mem['framer']:.0f} MiB "
-          f"(x{result['memory_ratio']:.3f}); wrote {out}")
+          f"(x{result['time_ratio']:.3f}); {memory}; wrote {out}")
 
 
 def _device_name(device: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +38,14 @@ class StepOptions:
     context: dict | None = None  # per-sample conditioning [B, ...] (captions); None: the backbone's null prompt
     gather: Gather | None = None  # gathers InterCL's in-batch negatives across processes
     neg_generator: torch.Generator | None = None  # draws the random negative layers; the same on every process
+    compile: bool = False  # the FRAMER term through torch.compile (compiled once per process; FFTs stay eager)
+
+
+@functools.cache
+def compiled_framer_loss():
+    """`framer_loss` through torch.compile (inductor does not generate code for the complex FFT ops, so they run
+    eagerly; whether the rest pays is measured by benchmarks/overhead.py --compile on the GPU)."""
+    return torch.compile(framer_loss, dynamic=False)
 
 
 def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig, heads=None,
@@ -62,5 +71,6 @@ def training_loss(bb: Backbone, x0: Tensor, lr: Tensor | None, cfg: FramerConfig
     objective = objective_loss(bb, pred, x0, noise, t, loss_space)
     teacher = bb.x0(pred, x_t, t).detach()
     view = bb.space.spectral
-    out = framer_loss(view(students), view(teacher), cfg, generator=o.neg_generator or generator, gather=o.gather)
+    loss_fn = compiled_framer_loss() if o.compile else framer_loss
+    out = loss_fn(view(students), view(teacher), cfg, generator=o.neg_generator or generator, gather=o.gather)
     return StepLoss(objective + cfg.weight * out.distill, objective.detach(), out)

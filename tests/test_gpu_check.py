@@ -17,8 +17,10 @@ def test_gpu_check_dry_run_on_the_cpu_writes_every_result(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = tmp_path / "results"
     summary = json.loads((res / "gpu_check.json").read_text())
-    assert summary["returncodes"] == {"overhead_per_layer": 0, "overhead_batched": 0, "gpu_tests": 0,
-                                      "latent_check": 0}
+    assert summary["returncodes"] == {"overhead_per_layer": 0, "overhead_batched": 0, "overhead_compiled": 0,
+                                      "gpu_tests": 0, "latent_check": 0}
+    assert sum(summary["seconds"].values()) == summary["wall_s"]
+    assert json.loads((res / "overhead_tiny-dit_cpu_batched-compiled.json").read_text())["args"]["compile"]
     per_layer = json.loads((res / "overhead_tiny-dit_cpu_per-layer.json").read_text())
     batched = json.loads((res / "overhead_tiny-dit_cpu_batched.json").read_text())
     assert per_layer["lens_chunk_bytes"]["accelerator"] == 0 and batched["lens_chunk_bytes"]["accelerator"] > 0

@@ -185,3 +185,19 @@ def test_half_spectrum_equals_full_spectrum(mask, hw):
     half, mult = half_magnitudes(teacher)
     half_low, _ = half_band_masks(half, hw[1], mask, 0.3, 0.4)
     assert (half_low * mult).sum() == low.sum()  # the same number of bins in each band
+
+
+@pytest.mark.slow
+def test_the_compiled_framer_term_equals_the_eager_one():
+    # StepOptions.compile: torch.compile of framer_loss (about a minute of compilation on 2 CPU cores)
+    from framer_nb.step import compiled_framer_loss
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.randn(4, 3, 16, 16, generator=g)
+    grads = []
+    for fn in (framer_loss, compiled_framer_loss()):
+        students = torch.randn(5, 4, 3, 16, 16, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        out = fn(students, teacher, FramerConfig(), generator=torch.Generator().manual_seed(2))
+        out.distill.backward()
+        grads.append((out.distill.detach(), students.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-7)

@@ -1,0 +1,54 @@
+"""The premise measure (observe.premise_gaps, research/premise.py) and the power analysis (research/power.py)."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from framer_nb import backbones as B
+from framer_nb.config import profile
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "research" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("backbone", ["tiny-dit", "tiny-unet"])
+def test_premise_gaps_per_crop_over_the_first_three_quarters_of_depth(backbone):
+    from framer_nb.observe import observation_images, premise_gaps
+    bb = B.build(backbone, seed=0)
+    images = observation_images(profile("smoke"), n=4, size=64, photos=("coffee", "garden"))
+    gaps = premise_gaps(bb, images, timesteps=(300,))
+    assert list(gaps["image"]) == ["coffee_0", "garden_0", "coffee_1", "garden_1"]
+    assert list(gaps["photo"]) == ["coffee", "garden", "coffee", "garden"]
+    L = bb.num_students
+    assert (gaps["layers"] == sum(i / (L - 1) <= 0.75 for i in range(L))).all()
+    assert np.allclose(gaps["gap"], gaps["lf"] - gaps["hf"], atol=1e-6)
+
+
+def test_premise_candidates_register_their_shapes_and_targets():
+    P = _load("premise")
+    for name in P.CANDIDATES:
+        cfg = P.prior_config(name, steps=2)
+        assert cfg.target in ("image", "residual") and B.spec(cfg.backbone).config  # registered
+    deep = B.build(P.prior_config("dit12-image", 2).backbone)
+    assert deep.num_students == 11  # 12 blocks: the last one's output is the teacher
+
+
+def test_power_components_recover_known_variances_and_the_mde_formula():
+    W = _load("power")
+    rng = np.random.default_rng(0)
+    k, n, s_a, s_e = 400, 64, 0.1, 0.3
+    d = pd.DataFrame(0.2 + rng.normal(0, s_a, (k, 1)) + rng.normal(0, 0.2, (1, n)) + rng.normal(0, s_e, (k, n)))
+    c = W.components(d)
+    assert c["s_e"] == pytest.approx(s_e, rel=0.03) and c["s_a"] == pytest.approx(s_a, rel=0.15)
+    assert c["effect"] == pytest.approx(float(d.to_numpy().mean())) and (c["seeds"], c["crops"]) == (k, n)
+    assert W.mde(3, 8, 0.0, 0.2) == pytest.approx((4.302653 + 1.060660) * 0.2 / math.sqrt(24), rel=1e-5)
+    assert W.smallest_design(0.0, 0.2, 0.2)["seeds"] == 3  # noise alone: crops are enough
+    assert W.smallest_design(1.0, 0.2, 0.1) is None  # a seed-level spread no crop count can beat

@@ -158,6 +158,9 @@ def _validate(args) -> None:
         inputs.runs_folder(args.runs)
     if getattr(args, "pretrained", None):
         inputs.pipeline_folder(args.pretrained)
+    if args.command == "evaluate" and bool(args.lr_folder) != bool(args.hr_test_folder):
+        raise UserError("--lr-folder and --hr-test-folder go together: give both (a paired test set) or neither "
+                        "(the built-in test set)")
     for flag in ("hr_folder", "lr_folder", "hr_test_folder"):
         if getattr(args, flag, None):
             inputs.folder(getattr(args, flag), "--" + flag.replace("_", "-"), images=True)
@@ -231,9 +234,6 @@ def cmd_evaluate(args) -> int:
     from .pipeline import RunSpec
     from .runs import bicubic_evaluation
     from .train import load_trained
-    if bool(args.lr_folder) != bool(args.hr_test_folder):
-        raise UserError("--lr-folder and --hr-test-folder go together: give both (a paired test set) or neither "
-                        "(the built-in test set)")
     _positive(args, "sample_steps")
     p, cfgs = _train_configs(args)
     results = Path(args.results or f"build/{p.name}/results")

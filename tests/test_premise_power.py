@@ -52,3 +52,16 @@ def test_power_components_recover_known_variances_and_the_mde_formula():
     assert W.mde(3, 8, 0.0, 0.2) == pytest.approx((4.302653 + 1.060660) * 0.2 / math.sqrt(24), rel=1e-5)
     assert W.smallest_design(0.0, 0.2, 0.2)["seeds"] == 3  # noise alone: crops are enough
     assert W.smallest_design(1.0, 0.2, 0.1) is None  # a seed-level spread no crop count can beat
+
+
+def test_image_target_comparison_reads_framer_minus_baseline_with_intervals():
+    probe = _load("image_target")
+    assert probe.PROFILE.train_for("tiny-dit").target == "image" and probe.PROFILE.backbones == ("tiny-dit",)
+    rows = [{"variant": "bicubic", "seed": 0, "image": i, "psnr": 24.0, "ssim": 0.7, "psnr_hf": 20.0}
+            for i in ("a", "b")]
+    rows += [{"variant": v, "seed": s, "image": i, "psnr": 25.0 + (0.2 + 0.01 * s if v == "framer" else 0.0),
+              "ssim": 0.75, "psnr_hf": 21.0} for v in ("baseline", "framer") for s in (0, 1, 2) for i in ("a", "b")]
+    out = {r["metric"]: r for r in probe.comparison(pd.DataFrame(rows), steps=1)}
+    assert out["psnr"]["verdict"] == "FRAMER better" and out["psnr"]["framer_minus_baseline"] == pytest.approx(0.21)
+    assert out["ssim"]["verdict"] == "inconclusive"  # no difference at all: never a direction
+    assert out["psnr gain over bicubic, baseline"]["value"] == pytest.approx(1.0)

@@ -1,0 +1,97 @@
+"""FRAMER against the baseline where the premise holds: the tiny DiT diffusing the whole image.
+
+`research/premise.py` finds the low-first, high-later lag in priors that denoise the whole image, not in the
+residual priors the shipped comparison starts from, and the image-target DiT still super-resolves. This probe runs
+the main comparison in that setting: the small profile's recipe for the tiny DiT with `target="image"`, starting
+from the shipped image prior (`make pretrain-image`, data/priors/tiny-dit-image), baseline and FRAMER on 3 seeds,
+scored like the main tables (the same 8 held-out test crops, one step and 10 steps, the offline metrics). It
+reports the premise gap of its starting point on the 8 held-out photos and FRAMER - baseline per metric with the
+95% t-interval over seeds, the minimum detectable effect and the three-way verdict (framer_nb.stats), as the
+README's finding does for the shipped setting.
+
+    python research/image_target.py --out build/image_target          # 6 runs: about 35 min on 2 cores
+Writes research/results/image_target.json and image_target_per_image.csv (with provenance); resumable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from framer_nb import pipeline
+from framer_nb.config import Profile, profile
+from framer_nb.metrics import HIGHER_BETTER
+from framer_nb.observe import observation_images, premise_gaps
+from framer_nb.provenance import provenance, write_sidecar
+from framer_nb.stats import compare, per_seed_differences
+from framer_nb.train import starting_point
+
+RESULTS = Path(__file__).parent / "results"
+SMALL = profile("small")
+PROFILE = Profile(name="small-image-dit", train=dataclasses.replace(SMALL.train, target="image"),
+                  per_backbone=SMALL.per_backbone, backbones=("tiny-dit",), ablations=(), second_task=None)
+METRICS = {1: ("psnr", "ssim", "psnr_hf"), 10: ("psnr", "ssim", "niqe", "psnr_hf", "spec_hf")}
+
+
+def premise(runs: Path) -> dict:
+    """The starting point's LF - HF gap on the 8 held-out photos (the observation crops of notebook 01)."""
+    bb = starting_point(PROFILE.train_for("tiny-dit"), runs, progress=False)
+    gaps = premise_gaps(bb, observation_images(PROFILE, size=PROFILE.train.image_size))
+    out = {}
+    for t, g in gaps.groupby("t"):
+        c = compare(g.groupby("photo")["gap"].mean(), "gap")
+        out[str(t)] = {"gap": round(c.effect, 4), "ci95": [round(c.low, 4), round(c.high, 4)], "photos": c.n_seeds,
+                       "reading": {"better": "lag", "worse": "opposite"}.get(c.verdict(), "inconclusive")}
+    return out
+
+
+def comparison(df: pd.DataFrame, steps: int) -> list[dict]:
+    rows = []
+    bicubic = df[df["variant"] == "bicubic"].groupby("image")["psnr"].mean()
+    for m in METRICS[steps]:
+        sign = 1.0 if HIGHER_BETTER.get(m, True) else -1.0
+        c = compare(sign * per_seed_differences(df, m, "framer", "baseline"), m)
+        rows.append({"steps": steps, "metric": m, "framer_minus_baseline": round(c.effect, 4),
+                     "ci95": [round(c.low, 4), round(c.high, 4)], "mde": round(c.mde, 4), "seeds": c.n_seeds,
+                     "verdict": {"better": "FRAMER better", "worse": "FRAMER worse"}.get(c.verdict(), "inconclusive")})
+    for v in ("baseline", "framer"):
+        g = df[df["variant"] == v]
+        gain = compare(g.assign(d=g["psnr"] - g["image"].map(bicubic)).groupby("seed")["d"].mean(), "gain")
+        rows.append({"steps": steps, "metric": f"psnr gain over bicubic, {v}", "value": round(gain.effect, 4),
+                     "ci95": [round(gain.low, 4), round(gain.high, 4)], "seeds": gain.n_seeds})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="build/image_target")
+    ap.add_argument("--workers", type=int, default=None, help="training processes (default: one per core, at most 2)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    runs, results = out / "runs", out / "results"
+    pipeline.train_all(PROFILE, runs, workers=args.workers)
+    scores = {k: pipeline.evaluate_all(PROFILE, runs, results, steps=k, variants=PROFILE.main_variants)
+              for k in METRICS}
+    per_image = pd.concat([df.assign(steps=k) for k, df in scores.items()], ignore_index=True)
+    csv = RESULTS / "image_target_per_image.csv"
+    per_image.to_csv(csv, index=False)
+    write_sidecar(csv, profile=PROFILE.name, seeds=list(PROFILE.seeds), command="python research/image_target.py")
+    doc = provenance(question="does FRAMER change the SR of the tiny DiT where its prior shows the lag?",
+                     setting={"backbone": "tiny-dit", "target": "image", "prior": "data/priors/tiny-dit-image",
+                              "recipe": "the small profile's for the tiny DiT, target image",
+                              "sr_steps": PROFILE.train_for("tiny-dit").sr_steps},
+                     test_set=pipeline.test_set(PROFILE).description, premise_gap=premise(runs),
+                     comparison=[r for k, df in scores.items() for r in comparison(df, k)],
+                     command=f"python research/image_target.py --out {out}")
+    (RESULTS / "image_target.json").write_text(json.dumps(doc, indent=2, default=str))
+    for r in doc["comparison"]:
+        print(r)
+    print("premise gap of the starting point:", doc["premise_gap"])
+
+
+if __name__ == "__main__":
+    main()

@@ -265,7 +265,8 @@ def _device_name() -> str:
 
 @torch.no_grad()
 def save_samples_figure(bb, cfg, path: Path, n: int = 8, steps: int = 20) -> Path:
-    """Real residuals (HR - bicubic up of its LR) of validation crops above unconditional samples of the prior."""
+    """Real targets of validation crops above unconditional samples of the prior: residuals (HR - bicubic up of its
+    LR) in grey for a residual prior, RGB images for an image prior."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -275,22 +276,27 @@ def save_samples_figure(bb, cfg, path: Path, n: int = 8, steps: int = 20) -> Pat
     g = torch.Generator().manual_seed(0)
     hr = Pyramid.between(photos("val", 1.0), *cfg.crop_scale).crops(n, cfg.image_size, g)[0]
     hr_px, lr_px = sr_pair(hr, load_preset(cfg.degradation), cfg, g)
-    real = hr_px - lr_px
+    residual = cfg.target == "residual"
+    real = hr_px - lr_px if residual else hr_px
     shape = bb.to_model(real).shape
-    s = bb.residual_scale or 1.0  # the prior's x0 is s * (HR - bicubic(LR)), within +-2 s
+    s = bb.residual_scale or 1.0  # a residual prior's x0 is s * (HR - bicubic(LR)), within +-2 s
     z = D.sample(bb.objective, lambda x, t: bb.predict(x, t), shape, steps, torch.Generator().manual_seed(1),
-                 clip=2.0 * s)
-    fake = bb.to_pixels(z) / s  # shown on the real residuals' scale
+                 clip=2.0 * s if residual else 1.0)
+    fake = bb.to_pixels(z) / s  # shown on the real targets' scale
     fig, axes = plt.subplots(2, n, figsize=(1.4 * n, 3.2))
     scale = float(real.abs().quantile(0.99))
-    for row, imgs, title in ((0, real, "real residuals (validation photos)"), (1, fake, "prior samples")):
+    what = "residuals" if residual else "images"
+    for row, imgs, title in ((0, real, f"real {what} (validation photos)"), (1, fake, "prior samples")):
         for k in range(n):
             ax = axes[row, k]
-            ax.imshow((imgs[k].mean(0) / (2 * scale) + 0.5).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+            if residual:
+                ax.imshow((imgs[k].mean(0) / (2 * scale) + 0.5).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.imshow(((imgs[k] + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy())
             ax.set_xticks([]), ax.set_yticks([])
         axes[row, 0].set_ylabel(title, fontsize=7)
-    fig.suptitle(f"{bb.spec.name} prior: residual HR - bicubic(LR), grey = 0, ±{scale:.2f} at the extremes",
-                 fontsize=8)
+    fig.suptitle(f"{bb.spec.name} prior: residual HR - bicubic(LR), grey = 0, ±{scale:.2f} at the extremes"
+                 if residual else f"{bb.spec.name} prior: whole HR images", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -27,6 +27,7 @@ ABLATION_TABLES = ("table2_objective", "table3_contrastive", "table4_bands", "ta
 LINEAR = Path(__file__).resolve().parents[1] / "research" / "results" / "linear_bound.json"
 YARDSTICK_KERNEL = 3  # the linear filter the one-step estimates are compared with (3 x 3 LR positions)
 EARLY_DEPTH = 0.75  # "intermediate layers": the first three quarters of depth
+IMAGE_TARGET = Path(__file__).resolve().parents[1] / "research" / "results" / "image_target.json"
 
 
 # ---------------------------------------------------------------- the finding
@@ -60,9 +61,10 @@ def paper_gaps() -> dict[str, float]:
     return {f"{b} t={t}": float((g["lf"] - g["hf"]).mean()) for (b, t), g in p.groupby(["backbone", "t"])}
 
 
-def finding(figures: Path) -> str:
+def finding(figures: Path, image_target: Path | None = IMAGE_TARGET) -> str:
     """Three sentences: FRAMER against the baseline one-step and sampled, per backbone, with intervals over seeds;
-    and whether the small models show the premise FRAMER corrects."""
+    and whether the small models show the premise FRAMER corrects. A fourth where the premise holds, from
+    research/image_target.py's result (if there is one)."""
     figures = Path(figures)
     one = pd.read_csv(figures / "results_per_image_1step.csv")
     many = pd.read_csv(figures / "results_per_image.csv")
@@ -90,7 +92,26 @@ def finding(figures: Path) -> str:
               f"is measured as the mean LF − HF similarity gap over the first {EARLY_DEPTH:.0%} of depth at "
               f"t = 300 / 700 (95% interval over {n} photos): {ours} on our starting points, against {paper} read "
               "off the paper's Fig. 3.")
-    return "\n".join(f"- {s}" for s in (s1, s2, s3) if s)
+    s4 = _image_target(image_target) if image_target and Path(image_target).exists() else ""
+    return "\n".join(f"- {s}" for s in (s1, s2, s3, s4) if s)
+
+
+def _image_target(path: Path) -> str:
+    """The comparison where the premise holds: the tiny DiT diffusing the whole image (research/image_target.py)."""
+    doc = json.loads(Path(path).read_text())
+    rows = {(r["steps"], r["metric"]): r for r in doc["comparison"]}
+    gap = doc["premise_gap"]
+
+    def said(r: dict, unit: str) -> str:
+        word = r["verdict"] if r["verdict"] != "inconclusive" else f"inconclusive, MDE {r['mde']:.2f}{unit}"
+        return (f"{r['framer_minus_baseline']:+.2f}{unit} [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] ({word})")
+    gaps = " / ".join(f"{gap[t]['gap']:+.2f} [{gap[t]['ci95'][0]:+.2f}, {gap[t]['ci95'][1]:+.2f}]" for t in ("300", "700"))
+    seeds = rows[(1, "psnr")]["seeds"]
+    return (f"Where the premise holds, the tiny DiT diffusing the whole image from its image prior (gap {gaps} at "
+            f"t = 300 / 700), FRAMER minus the baseline over {seeds} seeds is {said(rows[(1, 'psnr')], ' dB')} in "
+            f"one-step PSNR and {said(rows[(10, 'psnr')], ' dB')} in 10-step PSNR, "
+            f"{said(rows[(10, 'niqe')], '')} in NIQE (positive: FRAMER lower; `research/image_target.py`, "
+            "not part of `make reproduce`).")
 
 
 # ---------------------------------------------------------------- the README's results and the full page

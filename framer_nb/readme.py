@@ -110,8 +110,17 @@ def _image_target(path: Path) -> str:
     return (f"Where the premise holds, the tiny DiT diffusing the whole image from its image prior (gap {gaps} at "
             f"t = 300 / 700), FRAMER minus the baseline over {seeds} seeds is {said(rows[(1, 'psnr')], ' dB')} in "
             f"one-step PSNR and {said(rows[(10, 'psnr')], ' dB')} in 10-step PSNR, "
-            f"{said(rows[(10, 'niqe')], '')} in NIQE (positive: FRAMER lower; `research/image_target.py`, "
-            "not part of `make reproduce`).")
+            f"{said(rows[(10, 'niqe')], '')} in NIQE (positive: FRAMER lower)" + _gains(rows)
+            + " (`research/image_target.py`, not part of `make reproduce`).")
+
+
+def _gains(rows: dict) -> str:
+    """'; one step over bicubic: baseline +0.43 dB, FRAMER -0.23 dB' where the result has those rows."""
+    keys = [(1, f"psnr gain over bicubic, {v}") for v in ("baseline", "framer")]
+    if not all(k in rows for k in keys):
+        return ""
+    b, f = (rows[k]["value"] for k in keys)
+    return f"; one step over bicubic: baseline {b:+.2f} dB, FRAMER {f:+.2f} dB"
 
 
 # ---------------------------------------------------------------- the README's results and the full page

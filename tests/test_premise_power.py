@@ -75,9 +75,12 @@ def test_the_readme_says_the_image_target_comparison_from_its_result(tmp_path):
     doc = {"premise_gap": {"300": {"gap": 0.2, "ci95": [0.1, 0.3]}, "700": {"gap": 0.1, "ci95": [-0.05, 0.25]}},
            "comparison": [{"steps": 1, "metric": "psnr", **row},
                           {"steps": 10, "metric": "psnr", **row, "verdict": "inconclusive"},
-                          {"steps": 10, "metric": "niqe", **row, "verdict": "FRAMER worse"}]}
+                          {"steps": 10, "metric": "niqe", **row, "verdict": "FRAMER worse"},
+                          {"steps": 1, "metric": "psnr gain over bicubic, baseline", "value": 0.43},
+                          {"steps": 1, "metric": "psnr gain over bicubic, framer", "value": -0.23}]}
     (tmp_path / "r.json").write_text(json.dumps(doc))
     said = _image_target(tmp_path / "r.json")
     assert "+0.12 dB [+0.02, +0.22] (FRAMER better) in one-step PSNR" in said
     assert "(inconclusive, MDE 0.08 dB) in 10-step PSNR" in said and "(FRAMER worse) in NIQE" in said
     assert "gap +0.20 [+0.10, +0.30] / +0.10 [-0.05, +0.25]" in said and "over 3 seeds" in said
+    assert "one step over bicubic: baseline +0.43 dB, FRAMER -0.23 dB" in said

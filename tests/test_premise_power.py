@@ -32,7 +32,8 @@ def test_premise_gaps_per_crop_over_the_first_three_quarters_of_depth(backbone):
     assert np.allclose(gaps["gap"], gaps["lf"] - gaps["hf"], atol=1e-6)
 
 
-def test_premise_candidates_register_their_shapes_and_targets():
+def test_premise_candidates_register_their_shapes_and_targets(monkeypatch):
+    monkeypatch.setattr(B, "REGISTRY", dict(B.REGISTRY))  # the candidates' registrations end with the test
     P = _load("premise")
     for name in P.CANDIDATES:
         cfg = P.prior_config(name, steps=2)

@@ -10,7 +10,11 @@ reports the premise gap of its starting point on the 8 held-out photos and FRAME
 README's finding does for the shipped setting.
 
     python research/image_target.py --out build/image_target          # 6 runs: about 35 min on 2 cores
-Writes research/results/image_target.json and image_target_per_image.csv (with provenance); resumable.
+    python research/image_target.py --lambdas 0.01,0.03 --out build/image_target   # FRAMER's weight, seed 0
+Writes research/results/image_target.json and image_target_per_image.csv (with provenance); resumable. With
+`--lambdas`, FRAMER (seed 0) is trained at each weight besides the recipe's 0.1 and scored with the baseline on the
+*validation* photos (one step and 10 steps, `framer_nb.evaluate.validation_gain`): research/results/
+image_target_lambda.json. One seed: a first look at the weight, not a verdict.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from pathlib import Path
 import pandas as pd
 
 from framer_nb import pipeline
-from framer_nb.config import Profile, profile
+from framer_nb.config import Profile, profile, variant
+from framer_nb.evaluate import validation_gain
 from framer_nb.metrics import HIGHER_BETTER
 from framer_nb.observe import observation_images, premise_gaps
 from framer_nb.provenance import provenance, write_sidecar
 from framer_nb.stats import compare, per_seed_differences
-from framer_nb.train import starting_point
+from framer_nb.train import load_trained, starting_point, train_sr
 
 RESULTS = Path(__file__).parent / "results"
 SMALL = profile("small")
@@ -66,13 +71,40 @@ def comparison(df: pd.DataFrame, steps: int) -> list[dict]:
     return rows
 
 
+def lambdas(weights: list[float], runs: Path, workers: int | None) -> dict:
+    """FRAMER at other weights (seed 0), and the validation gains of each against the baseline's."""
+    cfg = PROFILE.train_for("tiny-dit", seed=0)
+    jobs = [(cfg, f"framer-w{w:g}", str(runs), dataclasses.replace(variant("framer"), weight=w)) for w in weights]
+    pipeline.parallel(_train, jobs, workers, desc="lambda")
+    rows = {"baseline": validation_gain(load_trained(train_sr(cfg, "baseline", runs, progress=False))[0]),
+            "framer (0.1)": validation_gain(load_trained(train_sr(cfg, "framer", runs, progress=False))[0])}
+    for (_, name, _, fcfg) in jobs:
+        rows[f"framer ({fcfg.weight:g})"] = validation_gain(load_trained(train_sr(cfg, name, runs, framer=fcfg,
+                                                                                   progress=False))[0])
+    return rows
+
+
+def _train(cfg, name: str, runs: str, fcfg) -> str:
+    return str(train_sr(cfg, name, runs, progress=False, framer=fcfg).path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="build/image_target")
     ap.add_argument("--workers", type=int, default=None, help="training processes (default: one per core, at most 2)")
+    ap.add_argument("--lambdas", default="", help="comma-separated FRAMER weights to try on the validation photos")
     args = ap.parse_args()
     out = Path(args.out)
     runs, results = out / "runs", out / "results"
+    if args.lambdas:
+        weights = [float(w) for w in args.lambdas.split(",")]
+        doc = provenance(question="does a smaller FRAMER weight stop FRAMER hurting the image-target DiT?",
+                         split="validation photos", seed=0, gains=lambdas(weights, runs, args.workers),
+                         command=f"python research/image_target.py --lambdas {args.lambdas} --out {out}")
+        (RESULTS / "image_target_lambda.json").write_text(json.dumps(doc, indent=2, default=str))
+        for k, v in doc["gains"].items():
+            print(k, v)
+        return
     pipeline.train_all(PROFILE, runs, workers=args.workers)
     scores = {k: pipeline.evaluate_all(PROFILE, runs, results, steps=k, variants=PROFILE.main_variants)
               for k in METRICS}

@@ -28,7 +28,7 @@ from .freq import band_histograms, band_log_magnitudes, band_masks, band_vectors
 from .pipeline import find_spec, run_of
 from .priors import residual_scale_of, shipped_prior
 from .provenance import write_sidecar
-from .stats import photo_of
+from .stats import compare, photo_of
 from .taps import UNetHeads, fit_unet_heads
 from .train import load_trained, starting_point
 
@@ -215,6 +215,20 @@ def premise_gaps(bb: Backbone, images: dict, timesteps=TIMESTEPS, early: float =
             rows.append({"t": t, "image": name, "photo": photo_of(name), "gap": g.item(), "lf": low.item(),
                          "hf": high.item(), "layers": int(keep.sum())})
     return pd.DataFrame(rows)
+
+
+def premise_summary(gaps: pd.DataFrame) -> dict[str, dict]:
+    """`premise_gaps` per timestep: the gap's mean over photos (crops of a photo averaged first), its 95% interval
+    and minimum detectable effect over photos, and the reading: 'lag' (interval above zero), 'opposite' (below)
+    or 'inconclusive'."""
+    out = {}
+    for t, g in gaps.groupby("t"):
+        c = compare(g.groupby("photo")["gap"].mean(), "gap")
+        out[str(t)] = {"gap": round(c.effect, 4), "ci95": [round(c.low, 4), round(c.high, 4)],
+                       "mde": round(c.mde, 4), "photos": c.n_seeds, "crops": len(g),
+                       "reading": {"better": "lag", "worse": "opposite"}.get(c.verdict(), "inconclusive"),
+                       "lf": round(float(g["lf"].mean()), 4), "hf": round(float(g["hf"].mean()), 4)}
+    return out
 
 
 def premise_table(models: dict[str, Backbone], images: dict, timesteps=TIMESTEPS) -> pd.DataFrame:

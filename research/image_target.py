@@ -30,7 +30,7 @@ from framer_nb import pipeline
 from framer_nb.config import Profile, profile, variant
 from framer_nb.evaluate import validation_gain
 from framer_nb.metrics import HIGHER_BETTER
-from framer_nb.observe import observation_images, premise_gaps
+from framer_nb.observe import observation_images, premise_gaps, premise_summary
 from framer_nb.provenance import provenance, write_sidecar
 from framer_nb.stats import compare, per_seed_differences
 from framer_nb.train import load_trained, starting_point, train_sr
@@ -45,13 +45,7 @@ METRICS = {1: ("psnr", "ssim", "psnr_hf"), 10: ("psnr", "ssim", "niqe", "psnr_hf
 def premise(runs: Path) -> dict:
     """The starting point's LF - HF gap on the 8 held-out photos (the observation crops of notebook 01)."""
     bb = starting_point(PROFILE.train_for("tiny-dit"), runs, progress=False)
-    gaps = premise_gaps(bb, observation_images(PROFILE, size=PROFILE.train.image_size))
-    out = {}
-    for t, g in gaps.groupby("t"):
-        c = compare(g.groupby("photo")["gap"].mean(), "gap")
-        out[str(t)] = {"gap": round(c.effect, 4), "ci95": [round(c.low, 4), round(c.high, 4)], "photos": c.n_seeds,
-                       "reading": {"better": "lag", "worse": "opposite"}.get(c.verdict(), "inconclusive")}
-    return out
+    return premise_summary(premise_gaps(bb, observation_images(PROFILE, size=PROFILE.train.image_size)))
 
 
 def comparison(df: pd.DataFrame, steps: int) -> list[dict]:

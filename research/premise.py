@@ -41,10 +41,9 @@ from framer_nb.config import TrainConfig, profile
 from framer_nb.data import SPLITS
 from framer_nb.evaluate import validation_gain
 from framer_nb.loop import heldout_objective
-from framer_nb.observe import observation_images, premise_gaps
+from framer_nb.observe import observation_images, premise_gaps, premise_summary
 from framer_nb.priors import residual_scale_of, shipped_prior
 from framer_nb.provenance import provenance
-from framer_nb.stats import compare
 from framer_nb.train import load_trained, starting_point, train_sr
 
 RESULTS = Path(__file__).parent / "results" / "premise.json"
@@ -90,15 +89,7 @@ def prior_config(name: str, steps: int) -> TrainConfig:
 
 def lag(bb: B.Backbone, images: dict) -> dict:
     """Per timestep: the LF - HF gap's mean over photos, its 95% interval and MDE, and the three-way reading."""
-    gaps = premise_gaps(bb, images, TIMESTEPS)
-    out = {}
-    for t, g in gaps.groupby("t"):
-        c = compare(g.groupby("photo")["gap"].mean())
-        reading = "lag" if c.low > 0 else "opposite" if c.high < 0 else "inconclusive"
-        out[str(t)] = {"gap": round(c.effect, 4), "ci95": [round(c.low, 4), round(c.high, 4)],
-                       "mde": round(c.mde, 4), "photos": c.n_seeds, "crops": len(g), "reading": reading,
-                       "lf": round(float(g["lf"].mean()), 4), "hf": round(float(g["hf"].mean()), 4)}
-    return out
+    return premise_summary(premise_gaps(bb, images, TIMESTEPS))
 
 
 def measure(name: str, steps: int, out: Path) -> dict:

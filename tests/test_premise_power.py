@@ -30,6 +30,11 @@ def test_premise_gaps_per_crop_over_the_first_three_quarters_of_depth(backbone):
     L = bb.num_students
     assert (gaps["layers"] == sum(i / (L - 1) <= 0.75 for i in range(L))).all()
     assert np.allclose(gaps["gap"], gaps["lf"] - gaps["hf"], atol=1e-6)
+    from framer_nb.observe import premise_summary
+    summary = premise_summary(gaps)["300"]
+    assert (summary["photos"], summary["crops"]) == (2, 4)  # the interval is over photos, not crops
+    assert summary["gap"] == pytest.approx(gaps.groupby("photo")["gap"].mean().mean(), abs=1e-4)
+    assert summary["reading"] in ("lag", "opposite", "inconclusive")
 
 
 def test_premise_candidates_register_their_shapes_and_targets(monkeypatch):

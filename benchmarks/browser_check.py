@@ -50,8 +50,10 @@ def prepare(workdir: Path, profile: str, runs: Path, figures: Path) -> list[Path
     out = []
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         dest = workdir / nb.name
-        pm.execute_notebook(str(nb), str(dest), prepare_only=True, parameters={
-            "profile": profile, "runs": str(runs), "results": str(workdir / "results"), "figures": str(figures)})
+        params = {"profile": profile, "runs": str(runs), "results": str(workdir / "results"), "figures": str(figures)}
+        declared = pm.inspect_notebook(str(nb))  # each notebook gets only the parameters it declares, as reproduce does
+        pm.execute_notebook(str(nb), str(dest), prepare_only=True,
+                            parameters={k: v for k, v in params.items() if k in declared})
         out.append(dest)
     return out
 

@@ -249,7 +249,7 @@ def cmd_evaluate(args) -> int:
         bb, _ = load_trained(run)
         steps = args.sample_steps or cfg.sample_steps
         out = run.evaluation(E.eval_key(test, args.protocol), steps)
-        df = E.evaluate_run(bb, test, out, RunSpec(cfg.backbone, v, cfg.seed, cfg).label, steps, cfg.seed,
+        df = E.evaluate_run(bb, test, out, RunSpec(cfg.backbone, v, cfg.seed, cfg).label, steps, E.SAMPLER_SEED,
                             cfg.image_size, args.protocol)
         means = df.mean(numeric_only=True).drop(labels=["seed"], errors="ignore").dropna()
         print(f"{cfg.backbone} {v} seed {cfg.seed} on {test.key}: " +

@@ -146,9 +146,11 @@ Denoiser = Callable[[Tensor, Tensor], Tensor]  # (x_t, t) -> prediction
 
 @torch.no_grad()
 def sample(obj: Objective, denoise: Denoiser, shape: tuple[int, ...], steps: int,
-           generator: torch.Generator | None = None, device=None, clip: float | None = 1.0) -> Tensor:
-    """Seeded sampling from pure noise: Euler for flow, deterministic DDIM (eta=0) for DDPM."""
-    x = torch.randn(shape, generator=generator).to(device)
+           generator: torch.Generator | None = None, device=None, clip: float | None = 1.0,
+           noise: Tensor | None = None) -> Tensor:
+    """Seeded sampling from pure noise (`noise`, or drawn from `generator`): Euler for flow, deterministic DDIM
+    (eta=0) for DDPM. Deterministic after the first draw: the starting noise fixes the sample."""
+    x = (torch.randn(shape, generator=generator) if noise is None else noise.reshape(shape)).to(device)
     times = torch.linspace(T_MAX - 1, 0, steps + 1, device=device)
     if obj.kind == "flow":
         times = shift_sigma(obj, times / T_MAX) * T_MAX

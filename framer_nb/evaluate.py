@@ -63,6 +63,11 @@ def folder_test_set(lr_folder: str | Path, hr_folder: str | Path, scale: int = 4
 
 # The tiled sampler's rule, part of every evaluation folder's name: scores from another rule are not reused.
 TILING = "stride-third-odd"
+# Common random numbers: every run, whatever its variant or training seed, samples a test crop from the same
+# starting noise, drawn from (SAMPLER_SEED, the crop's index in its test set). Paired differences then cancel the
+# sampler's noise instead of adding it. Also part of the evaluation folder's name.
+NOISE = "noise-per-crop"
+SAMPLER_SEED = 0
 
 
 def tile_stride(tile: int) -> int:
@@ -82,7 +87,7 @@ def tile_stride_px(tile: int, down: int) -> int:
 
 def eval_key(test: TestSet, protocol: str) -> str:
     """The name part of a run's evaluation folder: the test set's content key, the metric protocol, the tiling."""
-    return f"{test.key}-{protocol}-{TILING}"
+    return f"{test.key}-{protocol}-{TILING}-{NOISE}"
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -115,24 +120,33 @@ def tiled(fn, tile: int, overlap: int):
     return run
 
 
+def crop_noise(shape: tuple[int, ...], seed: int, key: int) -> Tensor:
+    """The sampler's starting noise of one image: a function of (seed, key) alone, not of its batch."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed * 100_003 + key))
+
+
 @torch.no_grad()
 def super_resolve(bb: Backbone, lr_up: Tensor, steps: int, seed: int, tile: int, overlap: int | None = None,
-                  batch: int = 8) -> Tensor:
+                  batch: int = 8, keys: list[int] | None = None) -> Tensor:
     """SR images in [0, 1] from upsampled LR [N, 3, H, W] in [0, 1] (one size), seeded, in batches.
 
-    `tile` and `overlap` are in pixels: the training crop, and by default a stride of `tile_stride` positions."""
+    Image j starts from `crop_noise(.., seed, keys[j])` (keys: 0..N-1 by default), so its sample does not depend on
+    the batch it is in. `tile` and `overlap` are in pixels: the training crop, and by default a stride of
+    `tile_stride` positions."""
     bb.model.eval()
     down = bb.space.downscale
     overlap = tile - tile_stride_px(tile, down) if overlap is None else overlap
     fn = tiled(lambda x, t, lr: bb.predict(x, t, lr), tile // down, overlap // down)
     device = next(bb.model.parameters()).device
     clip = None if bb.space.latent else 2.0 * bb.residual_scale if bb.residual else 1.0
+    keys = list(range(lr_up.shape[0])) if keys is None else keys
     outs = []
     for i in range(0, lr_up.shape[0], batch):
         cond = bb.to_model(lr_up[i:i + batch].to(device) * 2 - 1)
-        g = torch.Generator().manual_seed(seed * 100_003 + i)
-        x = D.sample(bb.objective, lambda x, t, c=cond: fn(x, t, c), (cond.shape[0], bb.out_channels,
-                                                                        *cond.shape[-2:]), steps, g, device, clip)
+        shape = (bb.out_channels, *cond.shape[-2:])
+        noise = torch.stack([crop_noise(shape, seed, k) for k in keys[i:i + batch]])
+        x = D.sample(bb.objective, lambda x, t, c=cond: fn(x, t, c), (cond.shape[0], *shape), steps,
+                     device=device, clip=clip, noise=noise)
         outs.append((bb.to_pixels(bb.sr_image(x, cond)) + 1).div(2).clamp(0, 1).cpu())
     return torch.cat(outs)
 
@@ -143,7 +157,7 @@ def super_resolve_set(bb: Backbone, test: TestSet, steps: int, seed: int, tile: 
     out: list[Tensor | None] = [None] * len(ups)
     for size in sorted({tuple(u.shape) for u in ups}):
         idx = [i for i, u in enumerate(ups) if tuple(u.shape) == size]
-        sr = super_resolve(bb, torch.stack([ups[i] for i in idx]), steps, seed, tile)
+        sr = super_resolve(bb, torch.stack([ups[i] for i in idx]), steps, seed, tile, keys=idx)
         for i, s in zip(idx, sr):
             out[i] = s
     return out
@@ -177,7 +191,7 @@ def evaluate_run(bb: Backbone, test: TestSet, out: Evaluation, label: dict, step
     for k, v in reversed(label.items()):
         df.insert(0, k, v)
     df.to_csv(out.per_image, index=False)
-    info = dict(label=label, protocol=protocol, steps=steps, sampler_seed=seed, tile=tile, tiling=TILING,
+    info = dict(label=label, protocol=protocol, steps=steps, sampler_seed=seed, noise=NOISE, tile=tile, tiling=TILING,
                 tile_stride_px=tile_stride_px(tile, bb.space.downscale), na_reasons=reasons,
                 test_set=test.description, test_key=test.key)
     write_sidecar(out.per_image, **info)

@@ -154,7 +154,7 @@ def score_run(s: RunSpec, runs: str | Path, test: E.TestSet, steps: int, protoco
     out = run.evaluation(E.eval_key(test, protocol), steps)
     if not out.done:
         bb, _ = T.load_trained(run)
-        E.evaluate_run(bb, test, out, s.label, steps, seed=s.seed, tile=s.train.image_size, protocol=protocol)
+        E.evaluate_run(bb, test, out, s.label, steps, seed=E.SAMPLER_SEED, tile=s.train.image_size, protocol=protocol)
     return pd.read_csv(out.per_image)
 
 

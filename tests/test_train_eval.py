@@ -377,3 +377,19 @@ def test_run_config_round_trips_and_runs_know_their_root(tmp_path):
     run.info_file.write_text(json.dumps({"config": {**dataclasses.asdict(cfg), "nonsense": 1}}))
     with pytest.raises(ValueError, match="run.json.*nonsense"):
         run.config()
+
+
+def test_sampler_noise_is_common_to_every_run_and_keyed_by_crop():
+    from framer_nb.backbones import build
+    bb = build("tiny-dit")
+    bb.grow_lr_channels()
+    up = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    together = E.super_resolve(bb, up, steps=2, seed=0, tile=64)
+    alone = torch.cat([E.super_resolve(bb, up[i:i + 1], steps=2, seed=0, tile=64, keys=[i]) for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-5)  # a crop's sample does not depend on its batch
+    swapped = E.super_resolve(bb, up[[1, 0]], steps=2, seed=0, tile=64, keys=[1, 0])
+    assert torch.allclose(swapped, together[[1, 0]], atol=1e-5)
+    assert not torch.equal(E.crop_noise((4, 8, 8), 0, 0), E.crop_noise((4, 8, 8), 0, 1))
+    assert not torch.equal(E.super_resolve(bb, up[:1], steps=2, seed=1, tile=64), together[:1])
+    # every run is scored from the same noise: the evaluation folder says so, and no training seed enters it
+    assert E.NOISE in E.eval_key(E.make_test_set(2, 64, "bicubic"), "offline")

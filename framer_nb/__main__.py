@@ -18,7 +18,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="small", help="named budget: smoke | small | gpu | paper (default small)")
+    p.add_argument("--profile", default="small",
+                   help="named budget: smoke | small | small-residual | gpu | paper (default small)")
     p.add_argument("--backbone", default=None, help="tiny-dit | tiny-unet | sd35-medium | sd2-base "
                                                     "(default: the profile's first backbone)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's seeds)")
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
     r = sub.add_parser("reproduce", help="run every notebook in order with papermill (figures, tables)")
-    r.add_argument("--profile", default="small", help="smoke | small | gpu | paper")
+    r.add_argument("--profile", default="small", help="smoke | small | small-residual | gpu | paper")
     r.add_argument("--build", default="build", help="folder for executed notebooks and results")
     r.add_argument("--figures", default=None, help="figures folder (default figures/ for small, else build/<p>/figures)")
     r.add_argument("--only", default=None, help="comma list of notebook name prefixes to run (e.g. 01,02)")

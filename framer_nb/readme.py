@@ -27,7 +27,8 @@ ABLATION_TABLES = ("table2_objective", "table3_contrastive", "table4_bands", "ta
 LINEAR = Path(__file__).resolve().parents[1] / "research" / "results" / "linear_bound.json"
 YARDSTICK_KERNEL = 3  # the linear filter the one-step estimates are compared with (3 x 3 LR positions)
 EARLY_DEPTH = 0.75  # "intermediate layers": the first three quarters of depth
-IMAGE_TARGET = Path(__file__).resolve().parents[1] / "research" / "results" / "image_target.json"
+# The stored scores of the residual contrast (profile small-residual), what the README compares the shipped setting to
+CONTRAST = Path(__file__).resolve().parents[1] / "research" / "results" / "small_residual"
 
 
 # ---------------------------------------------------------------- the finding
@@ -61,66 +62,87 @@ def paper_gaps() -> dict[str, float]:
     return {f"{b} t={t}": float((g["lf"] - g["hf"]).mean()) for (b, t), g in p.groupby(["backbone", "t"])}
 
 
-def finding(figures: Path, image_target: Path | None = IMAGE_TARGET) -> str:
+def _targets(figures: Path, backbones: list[str], targets: dict | None = None) -> dict[str, str]:
+    """What each backbone diffused in the run that wrote these figures ('the whole image' or 'the residual'): as
+    given, or as the scores' provenance records it (nothing where it does not)."""
+    if targets is None:
+        targets = json.loads((figures / "results_per_image.csv.provenance.json").read_text()).get("targets", {})
+    return {b: "the whole image" if targets[b] == "image" else "the residual" for b in backbones if b in targets}
+
+
+def _lags(gaps: pd.DataFrame, backbone: str) -> bool:
+    """The premise holds: HF lags LF over the first three quarters of depth at t = 300 and 700 (interval over
+    photos excludes zero)."""
+    g = gaps[gaps["backbone"] == backbone]
+    return all(compare(g[g["t"] == t].groupby("photo")["gap"].mean(), "gap").verdict() == "better" for t in (300, 700))
+
+
+def finding(figures: Path, targets: dict | None = None, contrast: Path | None = CONTRAST) -> str:
     """Three sentences: FRAMER against the baseline one-step and sampled, per backbone, with intervals over seeds;
-    and whether the small models show the premise FRAMER corrects. A fourth where the premise holds, from
-    research/image_target.py's result (if there is one)."""
+    whether each starting point shows the premise FRAMER corrects; and, from those verdicts, where FRAMER helped.
+    `targets` ({backbone: 'image' | 'residual'}) names what each diffused where the provenance does not. A last
+    line says the same of the residual contrast's stored scores (`contrast`), where there are some."""
     figures = Path(figures)
     one = pd.read_csv(figures / "results_per_image_1step.csv")
     many = pd.read_csv(figures / "results_per_image.csv")
     main = one["task"].iloc[0]
     one, many = one[one["task"] == main], many[many["task"] == main]
     backbones = [b for b in one["backbone"].unique() if b != "bicubic"]
+    targets = _targets(figures, backbones, targets)
+    named = {b: f"{b} (diffusing {targets[b]})" if b in targets else b for b in backbones}
     steps = json.loads((figures / "results_per_image.csv.provenance.json").read_text()).get("steps", "several")
     n = _comparison(one, backbones[0], "psnr").n_seeds
     over = f" (95% interval over {n} seeds)" if n > 1 else ""
     s1 = (f"At this scale, FRAMER minus the baseline in one-step PSNR{over} is "
-          + "; ".join(f"{b} {_said(_comparison(one, b, 'psnr'), 'dB')}" for b in backbones) + ".")
+          + "; ".join(f"{named[b]} {_said(_comparison(one, b, 'psnr'), 'dB')}" for b in backbones) + ".")
     s2 = (f"In {steps}-step samples it is " + "; ".join(
         f"{b} {_said(_comparison(many, b, 'psnr'), 'dB')} in PSNR and "
         f"{_said(_comparison(many, b, 'niqe'), '', higher_is_better=False)} in NIQE (lower is better)"
         for b in backbones) + ".")
-    s3 = ""
+    s3 = s4 = ""
     gap_file = figures / "observe_premise_gap.csv"
     if gap_file.exists():
         gaps = pd.read_csv(gap_file)
-        ours = "; ".join(f"{b} {_gap(gaps, b, 300)} / {_gap(gaps, b, 700)}" for b in backbones
-                         if b in set(gaps["backbone"]))
+        observed = [b for b in backbones if b in set(gaps["backbone"])]
+        ours = "; ".join(f"{b} {_gap(gaps, b, 300)} / {_gap(gaps, b, 700)}" for b in observed)
         paper = "; ".join(f"{k} {v:+.2f}" for k, v in paper_gaps().items())
         n = gaps["photo"].nunique()
         s3 = (f"The premise FRAMER corrects, intermediate layers that match the final layer on LF well before HF, "
               f"is measured as the mean LF − HF similarity gap over the first {EARLY_DEPTH:.0%} of depth at "
               f"t = 300 / 700 (95% interval over {n} photos): {ours} on our starting points, against {paper} read "
               "off the paper's Fig. 3.")
-    s4 = _image_target(image_target) if image_target and Path(image_target).exists() else ""
-    return "\n".join(f"- {s}" for s in (s1, s2, s3, s4) if s)
+        s4 = _where(observed, gaps, one, many, steps)
+    s5 = _contrast(contrast) if contrast and (Path(contrast) / "observe_premise_gap.csv").exists() else ""
+    return "\n".join(f"- {s}" for s in (s1, s2, s3, s4, s5) if s)
 
 
-def _image_target(path: Path) -> str:
-    """The comparison where the premise holds: the tiny DiT diffusing the whole image (research/image_target.py)."""
-    doc = json.loads(Path(path).read_text())
-    rows = {(r["steps"], r["metric"]): r for r in doc["comparison"]}
-    gap = doc["premise_gap"]
-
-    def said(r: dict, unit: str) -> str:
-        word = r["verdict"] if r["verdict"] != "inconclusive" else f"inconclusive, MDE {r['mde']:.2f}{unit}"
-        return (f"{r['framer_minus_baseline']:+.2f}{unit} [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] ({word})")
-    gaps = " / ".join(f"{gap[t]['gap']:+.2f} [{gap[t]['ci95'][0]:+.2f}, {gap[t]['ci95'][1]:+.2f}]" for t in ("300", "700"))
-    seeds = rows[(1, "psnr")]["seeds"]
-    return (f"Where the premise holds, the tiny DiT diffusing the whole image from its image prior (gap {gaps} at "
-            f"t = 300 / 700), FRAMER minus the baseline over {seeds} seeds is {said(rows[(1, 'psnr')], ' dB')} in "
-            f"one-step PSNR and {said(rows[(10, 'psnr')], ' dB')} in 10-step PSNR, "
-            f"{said(rows[(10, 'niqe')], '')} in NIQE (positive: FRAMER lower)" + _gains(rows)
-            + " (`research/image_target.py`, not part of `make reproduce`).")
+def _contrast(folder: Path) -> str:
+    """The residual contrast in one sentence: its FRAMER - baseline effects and where its premise holds."""
+    folder = Path(folder)
+    prov = json.loads((folder / "results_per_image.csv.provenance.json").read_text())
+    lines = finding(folder, targets=dict.fromkeys(("tiny-dit", "tiny-unet"), "residual"), contrast=None)
+    effects = [line.split(" is ", 1)[1].rstrip(".") for line in lines.splitlines()[:2]]
+    where = lines.splitlines()[-1].removeprefix("- ")
+    return (f"The residual contrast (profile `small-residual`, both backbones diffusing 4 · (HR − bicubic(LR)); "
+            f"its last run, at {prov['git_commit']}, is stored in `research/results/small_residual/`): FRAMER minus "
+            f"the baseline is {effects[0]} one step, and {effects[1]} in {prov['steps']}-step samples. {where}")
 
 
-def _gains(rows: dict) -> str:
-    """'; one step over bicubic: baseline +0.43 dB, FRAMER -0.23 dB' where the result has those rows."""
-    keys = [(1, f"psnr gain over bicubic, {v}") for v in ("baseline", "framer")]
-    if not all(k in rows for k in keys):
-        return ""
-    b, f = (rows[k]["value"] for k in keys)
-    return f"; one step over bicubic: baseline {b:+.2f} dB, FRAMER {f:+.2f} dB"
+def _where(backbones: list[str], gaps: pd.DataFrame, one: pd.DataFrame, many: pd.DataFrame, steps) -> str:
+    """'Where the premise holds (tiny-dit), FRAMER is worse ...; where it does not (tiny-unet), ...', from the
+    verdicts above."""
+    def outcome(df: pd.DataFrame, b: str) -> str:
+        c = _comparison(df, b, "psnr")
+        return {"better": "better", "worse": "worse"}.get(c.verdict(), "not distinguishable") if c.n_seeds > 1 \
+            else "untested (one seed)"
+    parts = []
+    for holds, label in ((True, "Where the premise holds"), (False, "where it does not")):
+        bs = [b for b in backbones if _lags(gaps, b) == holds]
+        if bs:
+            parts.append(f"{label} ({', '.join(bs)}), FRAMER's PSNR is " + "; ".join(
+                f"{b}: {outcome(one, b)} one step and {outcome(many, b)} in {steps}-step samples" for b in bs))
+    text = "; ".join(parts) + " (computed from the intervals above)."
+    return text[0].upper() + text[1:] if parts else ""
 
 
 # ---------------------------------------------------------------- the README's results and the full page

@@ -14,7 +14,11 @@ README's finding does for the shipped setting.
 Writes research/results/image_target.json and image_target_per_image.csv (with provenance); resumable. With
 `--lambdas`, FRAMER (seed 0) is trained at each weight besides the recipe's 0.1 and scored with the baseline on the
 *validation* photos (one step and 10 steps, `framer_nb.evaluate.validation_gain`): research/results/
-image_target_lambda.json. One seed: a first look at the weight, not a verdict.
+image_target_lambda.json. One seed: a first look at the weight, not a verdict. With `--screen`, each setting (fields
+over the recipe) is trained for `--variants` on seed 0 and scored the same way, with its wall time; the results
+accumulate in image_target_screen.json:
+    python research/image_target.py --screen 'sr_steps=900;' --variants baseline,framer --out build/image_target
+    python research/image_target.py --screen 'time_bias=8;time_bias=16;lr=0.004;lr=0.001' --out build/image_target
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ from framer_nb.train import load_trained, starting_point, train_sr
 
 RESULTS = Path(__file__).parent / "results"
 SMALL = profile("small")
+# the setting as this probe ran it (before `small` adopted it): 1350 SR steps
 PROFILE = Profile(name="small-image-dit", train=dataclasses.replace(SMALL.train, target="image"),
-                  per_backbone=SMALL.per_backbone, backbones=("tiny-dit",), ablations=(), second_task=None)
+                  per_backbone={"tiny-dit": {"sr_steps": 1350}}, backbones=("tiny-dit",), ablations=(),
+                  second_task=None)
 METRICS = {1: ("psnr", "ssim", "psnr_hf"), 10: ("psnr", "ssim", "niqe", "psnr_hf", "spec_hf")}
 
 
@@ -78,6 +84,32 @@ def lambdas(weights: list[float], runs: Path, workers: int | None) -> dict:
     return rows
 
 
+def screen(settings: list[dict], variants: list[str], runs: Path, workers: int | None) -> dict:
+    """Each setting (TrainConfig fields over the recipe) trained for each variant on seed 0, scored on the
+    *validation* photos with its wall time: what a recipe choice for this setting is made on."""
+    cfgs = [PROFILE.train_for("tiny-dit", seed=0, **kw) for kw in settings]
+    jobs = [(cfg, v, str(runs), variant(v)) for cfg in cfgs for v in variants]
+    pipeline.parallel(_train, jobs, workers, desc="screen")
+    rows = {}
+    for kw, cfg in zip(settings, cfgs):
+        for v in variants:
+            run = train_sr(cfg, v, runs, framer=variant(v), progress=False)
+            name = f"{v} ({', '.join(f'{k}={x}' for k, x in kw.items()) or 'recipe'})"
+            rows[name] = {**validation_gain(load_trained(run)[0]),
+                          "wall_s": json.loads((run.path / "done.json").read_text())["wall_s"]}
+    return rows
+
+
+def _setting(text: str) -> dict:
+    """'time_bias=16,lr=0.004' -> {'time_bias': 16.0, 'lr': 0.004} (typed like the TrainConfig field)."""
+    out = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        kind = type(getattr(PROFILE.train, key))
+        out[key] = kind(float(value)) if kind in (int, float) else kind(value)
+    return out
+
+
 def _train(cfg, name: str, runs: str, fcfg) -> str:
     return str(train_sr(cfg, name, runs, progress=False, framer=fcfg).path)
 
@@ -87,6 +119,9 @@ def main() -> None:
     ap.add_argument("--out", default="build/image_target")
     ap.add_argument("--workers", type=int, default=None, help="training processes (default: one per core, at most 2)")
     ap.add_argument("--lambdas", default="", help="comma-separated FRAMER weights to try on the validation photos")
+    ap.add_argument("--screen", default="", help="settings to try on the validation photos, ';'-separated, each "
+                    "comma-separated field=value pairs over the recipe (an empty setting: the recipe itself)")
+    ap.add_argument("--variants", default="baseline", help="comma-separated variants the screen trains")
     args = ap.parse_args()
     out = Path(args.out)
     runs, results = out / "runs", out / "results"
@@ -97,6 +132,19 @@ def main() -> None:
                          command=f"python research/image_target.py --lambdas {args.lambdas} --out {out}")
         (RESULTS / "image_target_lambda.json").write_text(json.dumps(doc, indent=2, default=str))
         for k, v in doc["gains"].items():
+            print(k, v)
+        return
+    if args.screen:
+        path = RESULTS / "image_target_screen.json"
+        before = json.loads(path.read_text())["gains"] if path.exists() else {}
+        settings = [_setting(t) for t in args.screen.split(";")]
+        gains = {**before, **screen(settings, args.variants.split(","), runs, args.workers)}
+        doc = provenance(question="which recipe should the image-target DiT train with? (validation photos)",
+                         split="validation photos", seed=0, gains=gains,
+                         command=f"python research/image_target.py --screen '{args.screen}' --variants "
+                                 f"{args.variants} --out {out}")
+        path.write_text(json.dumps(doc, indent=2, default=str))
+        for k, v in gains.items():
             print(k, v)
         return
     pipeline.train_all(PROFILE, runs, workers=args.workers)

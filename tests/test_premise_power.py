@@ -73,20 +73,19 @@ def test_image_target_comparison_reads_framer_minus_baseline_with_intervals():
     assert out["psnr gain over bicubic, baseline"]["value"] == pytest.approx(1.0)
 
 
-def test_the_readme_says_the_image_target_comparison_from_its_result(tmp_path):
-    import json
-
-    from framer_nb.readme import _image_target
-    row = {"framer_minus_baseline": 0.12, "ci95": [0.02, 0.22], "mde": 0.08, "seeds": 3, "verdict": "FRAMER better"}
-    doc = {"premise_gap": {"300": {"gap": 0.2, "ci95": [0.1, 0.3]}, "700": {"gap": 0.1, "ci95": [-0.05, 0.25]}},
-           "comparison": [{"steps": 1, "metric": "psnr", **row},
-                          {"steps": 10, "metric": "psnr", **row, "verdict": "inconclusive"},
-                          {"steps": 10, "metric": "niqe", **row, "verdict": "FRAMER worse"},
-                          {"steps": 1, "metric": "psnr gain over bicubic, baseline", "value": 0.43},
-                          {"steps": 1, "metric": "psnr gain over bicubic, framer", "value": -0.23}]}
-    (tmp_path / "r.json").write_text(json.dumps(doc))
-    said = _image_target(tmp_path / "r.json")
-    assert "+0.12 dB [+0.02, +0.22] (FRAMER better) in one-step PSNR" in said
-    assert "(inconclusive, MDE 0.08 dB) in 10-step PSNR" in said and "(FRAMER worse) in NIQE" in said
-    assert "gap +0.20 [+0.10, +0.30] / +0.10 [-0.05, +0.25]" in said and "over 3 seeds" in said
-    assert "one step over bicubic: baseline +0.43 dB, FRAMER -0.23 dB" in said
+def test_the_finding_says_where_the_premise_holds_and_what_framer_did_there():
+    from framer_nb.readme import _lags, _where
+    rng = np.random.default_rng(0)
+    gaps = pd.DataFrame([{"backbone": b, "t": t, "photo": f"p{i}", "gap": g + 0.01 * rng.standard_normal()}
+                         for b, g300, g700 in (("dit", 0.15, 0.14), ("unet", 0.0, -0.09))
+                         for t, g in ((300, g300), (700, g700)) for i in range(8)])
+    assert _lags(gaps, "dit") and not _lags(gaps, "unet")  # the U-Net: no lag at 300, HF leads at 700
+    scores = pd.DataFrame([{"backbone": b, "variant": v, "seed": s, "image": i,
+                            "psnr": 25 + (d + 0.01 * s if v == "framer" else 0.0) + 0.1 * i}
+                           for b, d in (("dit", -0.5), ("unet", 0.0)) for v in ("baseline", "framer")
+                           for s in (0, 1, 2) for i in range(4)])
+    said = _where(["dit", "unet"], gaps, scores, scores, 10)
+    assert said.startswith("Where the premise holds (dit), FRAMER's PSNR is dit: worse one step and worse in")
+    assert "where it does not (unet), FRAMER's PSNR is unet: not distinguishable one step" in said
+    none_lag = gaps.assign(gap=-gaps["gap"].abs())
+    assert _where(["dit", "unet"], none_lag, scores, scores, 10).startswith("Where it does not (dit, unet)")

@@ -331,7 +331,7 @@ def test_priors_are_observed_on_their_own_residual_scale_and_fine_tuned_on_the_p
     from framer_nb import observe as O
     from framer_nb import priors as P
     from framer_nb.config import profile
-    p = profile("small")
+    p = profile("small-residual")
     root = tmp_path / "priors"
     for b in p.backbones:  # copies of the shipped priors whose cards say they learned a scale the SR stage does not use
         (root / b).mkdir(parents=True)

@@ -136,13 +136,13 @@ def main() -> None:
         return
     if args.screen:
         path = RESULTS / "image_target_screen.json"
-        before = json.loads(path.read_text())["gains"] if path.exists() else {}
+        before = json.loads(path.read_text()) if path.exists() else {"gains": {}, "commands": []}
         settings = [_setting(t) for t in args.screen.split(";")]
-        gains = {**before, **screen(settings, args.variants.split(","), runs, args.workers)}
+        gains = {**before["gains"], **screen(settings, args.variants.split(","), runs, args.workers)}
+        command = f"python research/image_target.py --screen '{args.screen}' --variants {args.variants} --out {out}"
         doc = provenance(question="which recipe should the image-target DiT train with? (validation photos)",
                          split="validation photos", seed=0, gains=gains,
-                         command=f"python research/image_target.py --screen '{args.screen}' --variants "
-                                 f"{args.variants} --out {out}")
+                         commands=[*before["commands"], command])  # every screen that added rows, in order
         path.write_text(json.dumps(doc, indent=2, default=str))
         for k, v in gains.items():
             print(k, v)

@@ -89,3 +89,17 @@ def test_the_finding_says_where_the_premise_holds_and_what_framer_did_there():
     assert "where it does not (unet), FRAMER's PSNR is unet: not distinguishable one step" in said
     none_lag = gaps.assign(gap=-gaps["gap"].abs())
     assert _where(["dit", "unet"], none_lag, scores, scores, 10).startswith("Where it does not (dit, unet)")
+
+
+def test_the_residual_contrast_is_said_from_its_stored_scores():
+    import json
+
+    from framer_nb.readme import CONTRAST, _contrast
+    from framer_nb.stats import compare, per_seed_differences
+    said = _contrast(CONTRAST)
+    prov = json.loads((CONTRAST / "results_per_image.csv.provenance.json").read_text())
+    one = pd.read_csv(CONTRAST / "results_per_image_1step.csv")
+    c = compare(per_seed_differences(one[one["backbone"] == "tiny-unet"], "psnr", "framer", "baseline"), "psnr")
+    assert f"tiny-unet (diffusing the residual) {c.effect:+.2f} dB [{c.low:+.2f}, {c.high:+.2f}]" in said
+    assert f"at {prov['git_commit']}" in said and f"in {prov['steps']}-step samples" in said
+    assert "premise holds (" not in said.lower()  # neither residual prior lags at both timesteps

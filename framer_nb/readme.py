@@ -62,11 +62,10 @@ def paper_gaps() -> dict[str, float]:
     return {f"{b} t={t}": float((g["lf"] - g["hf"]).mean()) for (b, t), g in p.groupby(["backbone", "t"])}
 
 
-def _targets(figures: Path, backbones: list[str], targets: dict | None = None) -> dict[str, str]:
-    """What each backbone diffused in the run that wrote these figures ('the whole image' or 'the residual'): as
-    given, or as the scores' provenance records it (nothing where it does not)."""
-    if targets is None:
-        targets = json.loads((figures / "results_per_image.csv.provenance.json").read_text()).get("targets", {})
+def _targets(figures: Path, backbones: list[str]) -> dict[str, str]:
+    """What each backbone diffused in the run that wrote these figures ('the whole image' or 'the residual'), as
+    the scores' provenance records it (nothing where it does not)."""
+    targets = json.loads((figures / "results_per_image.csv.provenance.json").read_text()).get("targets", {})
     return {b: "the whole image" if targets[b] == "image" else "the residual" for b in backbones if b in targets}
 
 
@@ -77,28 +76,38 @@ def _lags(gaps: pd.DataFrame, backbone: str) -> bool:
     return all(compare(g[g["t"] == t].groupby("photo")["gap"].mean(), "gap").verdict() == "better" for t in (300, 700))
 
 
-def finding(figures: Path, targets: dict | None = None, contrast: Path | None = CONTRAST) -> str:
-    """Three sentences: FRAMER against the baseline one-step and sampled, per backbone, with intervals over seeds;
-    whether each starting point shows the premise FRAMER corrects; and, from those verdicts, where FRAMER helped.
-    `targets` ({backbone: 'image' | 'residual'}) names what each diffused where the provenance does not. A last
-    line says the same of the residual contrast's stored scores (`contrast`), where there are some."""
-    figures = Path(figures)
+def _scores(figures: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str], object]:
+    """The main task's one-step and sampled per-image scores of a figures folder, its backbones and sampler steps."""
     one = pd.read_csv(figures / "results_per_image_1step.csv")
     many = pd.read_csv(figures / "results_per_image.csv")
     main = one["task"].iloc[0]
     one, many = one[one["task"] == main], many[many["task"] == main]
-    backbones = [b for b in one["backbone"].unique() if b != "bicubic"]
-    targets = _targets(figures, backbones, targets)
-    named = {b: f"{b} (diffusing {targets[b]})" if b in targets else b for b in backbones}
     steps = json.loads((figures / "results_per_image.csv.provenance.json").read_text()).get("steps", "several")
+    return one, many, [b for b in one["backbone"].unique() if b != "bicubic"], steps
+
+
+def _effects(one: pd.DataFrame, many: pd.DataFrame, names: dict[str, str]) -> tuple[str, str]:
+    """FRAMER - baseline per backbone: in one-step PSNR, and in sampled PSNR and NIQE, each with its interval."""
+    first = "; ".join(f"{name} {_said(_comparison(one, b, 'psnr'), 'dB')}" for b, name in names.items())
+    sampled = "; ".join(f"{b} {_said(_comparison(many, b, 'psnr'), 'dB')} in PSNR and "
+                        f"{_said(_comparison(many, b, 'niqe'), '', higher_is_better=False)} in NIQE (lower is better)"
+                        for b in names)
+    return first, sampled
+
+
+def finding(figures: Path, contrast: Path | None = CONTRAST) -> str:
+    """Three sentences: FRAMER against the baseline one-step and sampled, per backbone, with intervals over seeds;
+    whether each starting point shows the premise FRAMER corrects; and, from those verdicts, where FRAMER helped.
+    A last one says the same of the residual contrast's stored scores (`contrast`), where there are some."""
+    figures = Path(figures)
+    one, many, backbones, steps = _scores(figures)
+    targets = _targets(figures, backbones)
+    named = {b: f"{b} (diffusing {targets[b]})" if b in targets else b for b in backbones}
     n = _comparison(one, backbones[0], "psnr").n_seeds
     over = f" (95% interval over {n} seeds)" if n > 1 else ""
-    s1 = (f"At this scale, FRAMER minus the baseline in one-step PSNR{over} is "
-          + "; ".join(f"{named[b]} {_said(_comparison(one, b, 'psnr'), 'dB')}" for b in backbones) + ".")
-    s2 = (f"In {steps}-step samples it is " + "; ".join(
-        f"{b} {_said(_comparison(many, b, 'psnr'), 'dB')} in PSNR and "
-        f"{_said(_comparison(many, b, 'niqe'), '', higher_is_better=False)} in NIQE (lower is better)"
-        for b in backbones) + ".")
+    first, sampled = _effects(one, many, named)
+    s1 = f"At this scale, FRAMER minus the baseline in one-step PSNR{over} is {first}."
+    s2 = f"In {steps}-step samples it is {sampled}."
     s3 = s4 = ""
     gap_file = figures / "observe_premise_gap.csv"
     if gap_file.exists():
@@ -117,15 +126,17 @@ def finding(figures: Path, targets: dict | None = None, contrast: Path | None = 
 
 
 def _contrast(folder: Path) -> str:
-    """The residual contrast in one sentence: its FRAMER - baseline effects and where its premise holds."""
+    """The residual contrast in one sentence: its FRAMER - baseline effects and where its premise holds. Both its
+    backbones diffused the residual (its scores predate the provenance's `targets`)."""
     folder = Path(folder)
-    prov = json.loads((folder / "results_per_image.csv.provenance.json").read_text())
-    lines = finding(folder, targets=dict.fromkeys(("tiny-dit", "tiny-unet"), "residual"), contrast=None)
-    effects = [line.split(" is ", 1)[1].rstrip(".") for line in lines.splitlines()[:2]]
-    where = lines.splitlines()[-1].removeprefix("- ")
+    commit = json.loads((folder / "results_per_image.csv.provenance.json").read_text())["git_commit"]
+    one, many, backbones, steps = _scores(folder)
+    first, sampled = _effects(one, many, dict(zip(backbones, backbones)))
+    gaps = pd.read_csv(folder / "observe_premise_gap.csv")
     return (f"The residual contrast (profile `small-residual`, both backbones diffusing 4 · (HR − bicubic(LR)); "
-            f"its last run, at {prov['git_commit']}, is stored in `research/results/small_residual/`): FRAMER minus "
-            f"the baseline is {effects[0]} one step, and {effects[1]} in {prov['steps']}-step samples. {where}")
+            f"its last run, at {commit}, is stored in `research/results/small_residual/`): FRAMER minus the "
+            f"baseline is {first} one step, and {sampled} in {steps}-step samples. "
+            + _where(backbones, gaps, one, many, steps))
 
 
 def _where(backbones: list[str], gaps: pd.DataFrame, one: pd.DataFrame, many: pd.DataFrame, steps) -> str:

@@ -1,7 +1,8 @@
 """How much evaluation does FRAMER - baseline need? A power analysis of the stored per-image scores.
 
 Per backbone and output (one step, or the profile's sampled steps), the paired differences d[seed, crop] of
-FRAMER minus the baseline (same crop, same sampler noise within a seed) are split, as in a two-way ANOVA without
+FRAMER minus the baseline (same crop, same sampler noise: within a seed, and since common random numbers
+across seeds too) are split, as in a two-way ANOVA without
 replication, into
 - the crop-level residual variance s_e^2 (sampler noise and crop x seed interaction: more crops or more samples
   per crop average it away), and
@@ -14,7 +15,8 @@ reaches a target MDE (one-step 0.05 dB, sampled 0.10 dB). The variance component
 has 2 degrees of freedom, so the projections are rough.
 
     python research/power.py                      # reads figures/results_per_image*.csv
-Writes research/results/power.json with provenance.
+    python research/power.py --figures research/results/small_residual --out research/results/small_residual/power.json
+Writes research/results/power.json (or --out) with provenance.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -84,6 +87,7 @@ def analyse(scores: Path, output: str, metric: str = "psnr") -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--figures", default=str(ROOT / "figures"))
+    ap.add_argument("--out", default=str(RESULTS), help="the result file (default research/results/power.json)")
     args = ap.parse_args()
     figs = Path(args.figures)
     rows = analyse(figs / "results_per_image_1step.csv", "one-step") + analyse(figs / "results_per_image.csv",
@@ -91,14 +95,15 @@ def main() -> None:
     src = {f: json.loads((figs / f"{f}.provenance.json").read_text()).get("git_commit")
            for f in ("results_per_image.csv", "results_per_image_1step.csv")}
     doc = provenance(question="how many seeds and crops does FRAMER - baseline need for the target MDE?",
-                     scores=str(figs), scores_commit=src, targets_db=TARGETS, command="python research/power.py",
+                     scores=str(figs), scores_commit=src, targets_db=TARGETS,
+                     command=" ".join(["python research/power.py", *sys.argv[1:]]),
                      rows=rows)
-    RESULTS.write_text(json.dumps(doc, indent=2, default=str))
+    Path(args.out).write_text(json.dumps(doc, indent=2, default=str))
     for r in rows:
         print(f"{r['backbone']:10s} {r['output']:9s} effect {r['effect']:+.3f}  s_a {r['s_a']:.3f}  s_e {r['s_e']:.3f}  "
               f"MDE now {r['mde_observed']:.3f}  floor(3 seeds) {r['mde_floor_3_seeds']:.3f}  "
               f"target {r['target']}: {r['smallest_design']}")
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -107,6 +107,10 @@ def finding(figures: Path, contrast: Path | None = CONTRAST) -> str:
     over = f" (95% interval over {n} seeds)" if n > 1 else ""
     first, sampled = _effects(one, many, named)
     s1 = f"At this scale, FRAMER minus the baseline in one-step PSNR{over} is {first}."
+    if {"psnr_lf", "psnr_hf"} <= set(one.columns):
+        s1 += " By band (PSNR within / beyond a quarter of Nyquist, LF / HF): " + "; ".join(
+            f"{b} {_said(_comparison(one, b, 'psnr_lf'), 'dB')} / {_said(_comparison(one, b, 'psnr_hf'), 'dB')}"
+            for b in backbones) + "."
     s2 = f"In {steps}-step samples it is {sampled}."
     s3 = s4 = ""
     gap_file = figures / "observe_premise_gap.csv"

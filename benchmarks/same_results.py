@@ -57,12 +57,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("figures", nargs=2, help="the two figures folders")
     ap.add_argument("--runs", nargs=2, default=None, help="the two run folders (compares the trained weights)")
+    ap.add_argument("--note", default="", help="how the two reproduces were made (kept in the result)")
     args = ap.parse_args()
     tables = compare_csvs(*map(Path, args.figures))
     runs = compare_runs(*map(Path, args.runs)) if args.runs else {}
     differs = sorted(k for k, v in {**tables, **runs}.items() if v != "same")
-    doc = provenance(benchmark="same_results", figures=args.figures, runs=args.runs, csvs=tables, trained_runs=runs,
-                     compared=len(tables) + len(runs), differing=differs, same=not differs)
+    doc = provenance(benchmark="same_results", note=args.note, figures=args.figures, runs=args.runs, csvs=tables,
+                     trained_runs=runs, compared=len(tables) + len(runs), differing=differs, same=not differs)
     OUT.write_text(json.dumps(doc, indent=2, default=str))
     print(f"{len(tables)} CSVs and {len(runs)} runs compared; differing: {differs or 'none'}")
 

@@ -33,3 +33,19 @@ def test_two_reproduces_are_compared_cell_by_cell_and_weight_by_weight(tmp_path)
         save_file({"w": torch.full((2,), w)}, str(run / "model" / "diffusion_pytorch_model.safetensors"))
     assert m.compare_runs(a / "runs", b / "runs") == {"tiny-dit/baseline/seed0-k": "same",
                                                       "tiny-dit/framer/seed0-k": "weights differ"}
+
+
+def test_the_command_writes_its_verdict(tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+    m = _load()
+    for root in ("a", "b"):
+        (tmp_path / root).mkdir()
+        pd.DataFrame({"psnr": [25.0]}).to_csv(tmp_path / root / "t.csv", index=False)
+    monkeypatch.setattr(m, "OUT", tmp_path / "same.json")
+    monkeypatch.setattr(sys, "argv", ["same_results.py", str(tmp_path / "a"), str(tmp_path / "b"),
+                                      "--runs", str(tmp_path / "a"), str(tmp_path / "b"), "--note", "two"])
+    m.main()
+    doc = json.loads((tmp_path / "same.json").read_text())
+    assert doc["same"] and doc["compared"] == 1 and doc["note"] == "two" and "git_commit" in doc
+    assert "differing: none" in capsys.readouterr().out

@@ -9,9 +9,12 @@ saved is kept: checkpoints and results are written atomically). Relative paths a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -184,7 +187,15 @@ def _train_configs(args):
     p = profile(args.profile)
     backbone = args.backbone or p.backbones[0]
     seeds = [args.seed] if args.seed is not None else list(p.seeds)
-    over = dict(backbone=backbone, sr_steps=getattr(args, "steps", None), prior_steps=getattr(args, "prior_steps", None),
+    try:
+        return p, [p.train_for(backbone, **_overrides(args), seed=s) for s in seeds]
+    except ValueError as e:
+        raise UserError(str(e)) from e
+
+
+def _overrides(args) -> dict:
+    """The TrainConfig fields the command line sets (None: not given)."""
+    return dict(sr_steps=getattr(args, "steps", None), prior_steps=getattr(args, "prior_steps", None),
                 batch_size=getattr(args, "batch_size", None), lr=getattr(args, "lr", None),
                 degradation=args.degradation, mixed_precision=getattr(args, "mixed_precision", None),
                 grad_accum=getattr(args, "grad_accum", None), lr_schedule=getattr(args, "lr_schedule", None),
@@ -193,10 +204,6 @@ def _train_configs(args):
                 image_size=args.image_size, captions=getattr(args, "captions", None),
                 num_workers=getattr(args, "num_workers", None), cache_pairs=getattr(args, "cache_pairs", None),
                 grad_checkpointing=True if getattr(args, "grad_checkpointing", False) else None)
-    try:
-        return p, [p.train_for(**over, seed=s) for s in seeds]
-    except ValueError as e:
-        raise UserError(str(e)) from e
 
 
 def _source(args, cfg):
@@ -277,8 +284,8 @@ def _runs_to_evaluate(args, cfgs):
 def cmd_observe(args) -> int:
     from . import observe as O
     from .config import with_overrides
-    p, cfgs = _train_configs(args)
-    p = type(p)(**{**p.__dict__, "train": with_overrides(cfgs[0], seed=p.train.seed)})
+    p, _ = _train_configs(args)  # validates the options
+    p = dataclasses.replace(p, train=with_overrides(p.train, **_overrides(args)))  # each backbone keeps its fields
     out = Path(args.out or f"build/{p.name}/results/observe")
     prov = {"profile": p.name, "command": "observe"}
     images = O.observation_images(p)
@@ -330,7 +337,10 @@ def _message(e: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .errors import NonFiniteLossError
+    from .errors import INTERRUPTED, NonFiniteLossError, on_interrupt
+    INTERRUPTED.clear()
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGINT, on_interrupt) if main_thread else None
     try:
         _validate(args)
         return COMMANDS[args.command](args)
@@ -349,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {_message(e)} (--debug for the traceback)", file=sys.stderr)
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, before)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from .backbones import Backbone
 from .config import LR_SCHEDULES, FramerConfig, TrainConfig
 from .data import Pyramid, photos
 from .degrade import load_preset
-from .errors import NonFiniteLossError
+from .errors import INTERRUPTED, NonFiniteLossError
 from .pairs import sr_pair, step_generator
 from .provenance import provenance
 from .runs import Run
@@ -125,6 +125,8 @@ def _loop(bb: Backbone, heads, plan: Fit, batch_fn, run: Run, meta: dict) -> Non
                initial=start, total=plan.steps)
     batches = _batches(batch_fn, acc.process_index, start, plan.end, cfg.num_workers)
     for step in bar:
+        if INTERRUPTED.is_set():  # a Ctrl-C that a finalizer swallowed (framer_nb.errors)
+            raise KeyboardInterrupt
         t0 = time.time()
         hr, lr_img, ctx = next(batches)
         t_data = time.time() - t0

@@ -95,8 +95,7 @@ def screen(settings: list[dict], variants: list[str], runs: Path, workers: int |
         for v in variants:
             run = train_sr(cfg, v, runs, framer=variant(v), progress=False)
             name = f"{v} ({', '.join(f'{k}={x}' for k, x in kw.items()) or 'recipe'})"
-            rows[name] = {**validation_gain(load_trained(run)[0]),
-                          "wall_s": json.loads((run.path / "done.json").read_text())["wall_s"]}
+            rows[name] = {**validation_gain(load_trained(run)[0]), "wall_s": run.done_record()["wall_s"]}
     return rows
 
 

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from . import diffusion as D
 from .backbones import Backbone
-from .data import fingerprint, paired_folders, test_images
+from .data import SPLITS, fingerprint, paired_folders, photo, test_images
 from .degrade import bicubic_up, degrade, load_preset
 from .metrics import evaluate_images, psnr
 from .provenance import provenance, write_sidecar
@@ -52,6 +52,28 @@ def make_test_set(n: int, size: int, degradation: str, scale: int = 4, seed: int
     lr = [degrade(img[None], preset, torch.Generator().manual_seed(seed + i))[0] for i, (_, img) in enumerate(items)]
     return TestSet([name for name, _ in items], [img for _, img in items], lr, scale,
                    f"builtin:{split} n={n} size={size} degradation={degradation} x{scale} seed={seed}")
+
+
+def grid_test_set(size: int, degradation: str, scale: int = 4, seed: int = 1234, split: str = "test") -> TestSet:
+    """Every photo of the split cut into non-overlapping `size`-px crops (row by row from the top left; a margin
+    under `size` is left out), one seeded degradation per crop. Crop k of a photo is named `<photo>_<k>`.
+
+    The comparison set: at the training crop size each crop is sampled whole (one tile), so covering all of the
+    test photos costs less than a few tiled 128-px crops, and the paired differences average over all of them."""
+    preset = load_preset(degradation)
+    names, hr = [], []
+    for name in SPLITS[split]:
+        img = photo(name)
+        H, W = img.shape[-2:]
+        boxes = [(y, x) for y in range(0, H - size + 1, size) for x in range(0, W - size + 1, size)]
+        if not boxes:
+            raise ValueError(f"grid_test_set: photo {name!r} ({H}x{W}) is smaller than the {size}-px grid")
+        for k, (y, x) in enumerate(boxes):
+            names.append(f"{name}_{k}")
+            hr.append(img[:, y:y + size, x:x + size].contiguous())
+    lr = [degrade(h[None], preset, torch.Generator().manual_seed(seed + i))[0] for i, h in enumerate(hr)]
+    return TestSet(names, hr, lr, scale, f"builtin:{split} grid size={size} degradation={degradation} x{scale} "
+                                         f"seed={seed}")
 
 
 def folder_test_set(lr_folder: str | Path, hr_folder: str | Path, scale: int = 4) -> TestSet:

@@ -27,7 +27,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "02_train_variants": ("training_runs.csv",),
     "03_evaluate_tables": ("table1_main.csv", "table1_main.md", "table1_main.tex", "table1_paper.md",
                            "table1_one_step.csv", "table1_one_step.md", "framer_vs_baseline.csv",
-                           "table2_objective.md", "table_mask.md", "results_per_image.csv", "verdicts_tables.csv"),
+                           "table2_objective.md", "table_mask.md", "results_per_image.csv", "results_per_image_1step.csv",
+                           "verdicts_tables.csv"),
     "04_figures": ("fig6_training_cost.png", "fig7_layer_similarity_trained.png", "fig8_stability.png",
                    "fig9_faw_fam.png", "fig_qualitative.png"),
     "05_explorer": ("explorer_snapshot.png",),
@@ -88,6 +89,13 @@ class Session:
                 if Path(f"{src}{suffix}").is_file():
                     shutil.copyfile(f"{src}{suffix}", f"{dst}{suffix}")
         return pd.read_csv(src)
+
+    def stored_scores(self, folder: str | Path) -> dict:
+        """Every score file (pipeline.SCORE_FILES) an earlier evaluation stored in `folder`, by name: the test
+        crops' two are required, the comparison grid's are read where they are there."""
+        from .pipeline import SCORE_FILES
+        return {name: self.read_scores(folder, name) for name, (grid, _) in SCORE_FILES.items()
+                if not grid or (Path(folder).expanduser() / name).is_file()}
 
     def show(self, name: str) -> None:
         """Render a Markdown table of the figures folder as a table in the notebook."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .paths import DATA_ROOT
-from .stats import Comparison, compare, per_seed_differences
+from .stats import Comparison, compare, per_seed_differences, photo_of
 from .tables import markdown
 from .verdicts import low_first_high_later
 
@@ -42,18 +42,18 @@ def _said(c: Comparison, unit: str, higher_is_better: bool = True) -> str:
     """'+0.19 dB [-0.50, +0.88] (inconclusive, MDE 0.86 dB)': the effect, its interval and what it decides."""
     if c.n_seeds < 2:
         return f"{c.effect:+.2f}{' ' + unit if unit else ''} (one seed: no interval, inconclusive)"
-    outcome = c.verdict(higher_is_better)
-    word = {"better": "FRAMER better", "worse": "FRAMER worse",
-            "inconclusive": f"inconclusive, MDE {c.mde:.2f}{' ' + unit if unit else ''}"}[outcome]
-    return f"{c.effect:+.2f}{' ' + unit if unit else ''} [{c.low:+.2f}, {c.high:+.2f}] ({word})"
+    word = {"better": "FRAMER better", "worse": "FRAMER worse", "inconclusive": "inconclusive"}[
+        c.verdict(higher_is_better)]
+    u = f" {unit}" if unit else ""
+    return f"{c.effect:+.2f}{u} [{c.low:+.2f}, {c.high:+.2f}] ({word}; MDE {c.mde:.2f}{u})"
 
 
 def _gap(gaps: pd.DataFrame, backbone: str, t: int) -> str:
     """The premise gap of one backbone at one timestep: mean over photos, 95% interval and reading."""
     g = gaps[(gaps["backbone"] == backbone) & (gaps["t"] == t)]
     c = compare(g.groupby("photo")["gap"].mean(), "gap")
-    word = {"better": "HF lags", "worse": "HF leads"}.get(c.verdict(), f"inconclusive, MDE {c.mde:.2f}")
-    return f"{c.effect:+.3f} [{c.low:+.3f}, {c.high:+.3f}] ({word})"
+    word = {"better": "HF lags", "worse": "HF leads"}.get(c.verdict(), "inconclusive")
+    return f"{c.effect:+.3f} [{c.low:+.3f}, {c.high:+.3f}] ({word}; MDE {c.mde:.3f})"
 
 
 def paper_gaps() -> dict[str, float]:
@@ -76,23 +76,36 @@ def _lags(gaps: pd.DataFrame, backbone: str) -> bool:
     return len(verdicts) == 2 and all(v.verdict == "reproduced" for v in verdicts)
 
 
-def _scores(figures: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str], object]:
-    """The main task's one-step and sampled per-image scores of a figures folder, its backbones and sampler steps."""
-    one = pd.read_csv(figures / "results_per_image_1step.csv")
-    many = pd.read_csv(figures / "results_per_image.csv")
+def _scores(figures: Path, grid: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[str], object]:
+    """The main task's one-step and sampled per-image scores of a figures folder (on the test crops, or `grid`: on
+    the comparison grid), its backbones and sampler steps."""
+    stem = "results_grid" if grid else "results_per_image"
+    one = pd.read_csv(figures / f"{stem}_1step.csv")
+    many = pd.read_csv(figures / f"{stem}.csv")
     main = one["task"].iloc[0]
     one, many = one[one["task"] == main], many[many["task"] == main]
     steps = json.loads((figures / "results_per_image.csv.provenance.json").read_text()).get("steps", "several")
     return one, many, [b for b in one["backbone"].unique() if b != "bicubic"], steps
 
 
-def _effects(one: pd.DataFrame, many: pd.DataFrame, names: dict[str, str]) -> tuple[str, str]:
-    """FRAMER - baseline per backbone: in one-step PSNR, and in sampled PSNR and NIQE, each with its interval."""
+def _effects(one: pd.DataFrame, many: pd.DataFrame, names: dict[str, str], niqe: pd.DataFrame | None = None
+             ) -> tuple[str, str]:
+    """FRAMER - baseline per backbone: in one-step PSNR, and in sampled PSNR and NIQE (from `niqe`, sampled scores
+    of larger crops, where `many` has none), each with its interval and MDE."""
+    niqe = many if niqe is None else niqe
     first = "; ".join(f"{name} {_said(_comparison(one, b, 'psnr'), 'dB')}" for b, name in names.items())
     sampled = "; ".join(f"{b} {_said(_comparison(many, b, 'psnr'), 'dB')} in PSNR and "
-                        f"{_said(_comparison(many, b, 'niqe'), '', higher_is_better=False)} in NIQE (lower is better)"
-                        for b in names)
+                        f"{_said(_comparison(niqe, b, 'niqe'), '', higher_is_better=False)} in NIQE (lower is better"
+                        f"{'' if niqe is many else ', on the test crops'})" for b in names)
     return first, sampled
+
+
+def _design(one: pd.DataFrame, grid: bool) -> str:
+    """'the comparison grid of 91 training-size crops covering the 4 test photos' or '8 test crops of 4 photos'."""
+    images = one[one["variant"] != "bicubic"]["image"]
+    n, photos = images.nunique(), images.map(photo_of).nunique()
+    return (f"the comparison grid of {n} training-size crops covering the {photos} test photos" if grid
+            else f"{n} test crops of {photos} photos")
 
 
 def finding(figures: Path, contrast: Path | None = CONTRAST) -> str:
@@ -100,13 +113,15 @@ def finding(figures: Path, contrast: Path | None = CONTRAST) -> str:
     seeds; whether each starting point shows the premise FRAMER corrects; from those verdicts, where FRAMER helped;
     and the same for the residual contrast's stored scores (`contrast`), where there are some."""
     figures = Path(figures)
-    one, many, backbones, steps = _scores(figures)
+    crops_one, crops_many, backbones, steps = _scores(figures)
+    grid = (figures / "results_grid.csv").exists()
+    one, many = _scores(figures, grid=True)[:2] if grid else (crops_one, crops_many)
     targets = _targets(figures, backbones)
     named = {b: f"{b} (diffusing {targets[b]})" if b in targets else b for b in backbones}
     n = _comparison(one, backbones[0], "psnr").n_seeds
     over = f" (95% interval over {n} seeds)" if n > 1 else ""
-    first, sampled = _effects(one, many, named)
-    s1 = f"At this scale, FRAMER minus the baseline in one-step PSNR{over} is {first}."
+    first, sampled = _effects(one, many, named, niqe=crops_many)
+    s1 = f"At this scale, FRAMER minus the baseline in one-step PSNR, on {_design(one, grid)}{over}, is {first}."
     if {"psnr_lf", "psnr_hf"} <= set(one.columns):
         s1 += " By band (PSNR within / beyond a quarter of Nyquist, LF / HF): " + "; ".join(
             f"{b} {_said(_comparison(one, b, 'psnr_lf'), 'dB')} / {_said(_comparison(one, b, 'psnr_hf'), 'dB')}"
@@ -190,8 +205,9 @@ def results_page(figures: Path, linear: Path | None = LINEAR) -> str:
             parts.append((figures / f"{name}.md").read_text().strip())
     cmp = figures / "framer_vs_baseline.csv"
     if cmp.exists():
-        parts.append("**FRAMER minus baseline, 10-step samples, paired within seed (positive = FRAMER better; 95% "
-                     "t-interval over seeds; `mde`: the smallest true effect this design detects with 80% power)**"
+        parts.append("**FRAMER minus baseline, paired within seed, on the comparison grid and the test crops, one step "
+                     "and sampled (positive = FRAMER better; 95% t-interval over seeds; `mde`: the smallest true effect "
+                     "this design detects with 80% power)**"
                      "\n\n" + markdown(pd.read_csv(cmp)))
     parts.append(_verdicts(figures / "verdicts_tables.csv", "Does it super-resolve, and do the paper's ablation "
                                                             "orderings hold? (computed)"))

@@ -10,11 +10,12 @@ replication, into
   variation of the effect: only more seeds average it away).
 The interval of the README is Student's t over the per-seed means, so the minimum detectable effect (80% power,
 5% two-sided) of a design with k seeds and n crops is (t_0.975 + t_0.8)(k - 1) * sqrt((s_a^2 + s_e^2 / n) / k).
-The script reports today's MDE, the projection for more crops and more seeds, and the smallest design that
-reaches a target MDE (one-step 0.05 dB, sampled 0.10 dB). The variance components come from 3 seeds: s_a^2
+The script reports today's MDE, the projection for more crops and more seeds, the floor that no number of crops
+(or of samples per crop, which only shrink s_e^2 too) gets under with the seeds of today, and the smallest design
+that reaches a target MDE (one-step 0.05 dB, sampled 0.10 dB). The variance components come from 3 seeds: s_a^2
 has 2 degrees of freedom, so the projections are rough.
 
-    python research/power.py                      # reads figures/results_per_image*.csv
+    python research/power.py                      # reads figures/results_grid*.csv (else results_per_image*.csv)
     python research/power.py --figures research/results/small_residual --out research/results/small_residual/power.json
 Writes research/results/power.json (or --out) with provenance.
 """
@@ -54,7 +55,7 @@ def mde(k: int, n: int, s_a: float, s_e: float) -> float:
     return float(mult * math.sqrt((s_a ** 2 + s_e ** 2 / n) / k))
 
 
-def smallest_design(s_a: float, s_e: float, target: float, seeds=range(3, 21), crops=(8, 16, 32, 64, 128, 256)
+def smallest_design(s_a: float, s_e: float, target: float, seeds=range(3, 101), crops=(8, 16, 32, 64, 128, 256)
                     ) -> dict | None:
     """The design with the fewest seeds (then crops) whose MDE reaches `target`, or None within the ranges."""
     for k in seeds:
@@ -80,6 +81,7 @@ def analyse(scores: Path, output: str, metric: str = "psnr") -> list[dict]:
                      "mde_projected": {f"{kk} seeds x {nn} crops": round(mde(kk, nn, s_a, s_e), 4)
                                        for kk in (3, 5, 10) for nn in (8, 16, 64)},
                      "mde_floor_3_seeds": round(mde(3, 10 ** 9, s_a, s_e), 4),
+                     "mde_floor_5_seeds": round(mde(5, 10 ** 9, s_a, s_e), 4),
                      "target": TARGETS[output], "smallest_design": smallest_design(s_a, s_e, TARGETS[output])})
     return rows
 
@@ -90,10 +92,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS), help="the result file (default research/results/power.json)")
     args = ap.parse_args()
     figs = Path(args.figures)
-    rows = analyse(figs / "results_per_image_1step.csv", "one-step") + analyse(figs / "results_per_image.csv",
-                                                                                 "sampled")
-    src = {f: json.loads((figs / f"{f}.provenance.json").read_text()).get("git_commit")
-           for f in ("results_per_image.csv", "results_per_image_1step.csv")}
+    stem = "results_grid" if (figs / "results_grid.csv").exists() else "results_per_image"
+    files = (f"{stem}_1step.csv", f"{stem}.csv")
+    rows = analyse(figs / files[0], "one-step") + analyse(figs / files[1], "sampled")
+    src = {f: json.loads((figs / f"{f}.provenance.json").read_text()).get("git_commit") for f in files}
     doc = provenance(question="how many seeds and crops does FRAMER - baseline need for the target MDE?",
                      scores=str(figs), scores_commit=src, targets_db=TARGETS,
                      command=" ".join(["python research/power.py", *sys.argv[1:]]),

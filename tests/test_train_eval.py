@@ -393,3 +393,25 @@ def test_sampler_noise_is_common_to_every_run_and_keyed_by_crop():
     assert not torch.equal(E.super_resolve(bb, up[:1], steps=2, seed=1, tile=64), together[:1])
     # every run is scored from the same noise: the evaluation folder says so, and no training seed enters it
     assert E.NOISE in E.eval_key(E.make_test_set(2, 64, "bicubic"), "offline")
+
+
+def test_the_comparison_grid_covers_every_test_photo_in_named_whole_crops():
+    from framer_nb.config import profile
+    from framer_nb.data import TEST_PHOTOS, photo
+    from framer_nb.pipeline import grid_set
+    from framer_nb.stats import photo_of
+    grid = E.grid_test_set(64, "bicubic")
+    expected = {name: (photo(name).shape[1] // 64) * (photo(name).shape[2] // 64) for name in TEST_PHOTOS}
+    assert pd.Series([photo_of(n) for n in grid.names]).value_counts().to_dict() == expected  # crops keep their photo
+    assert len(set(grid.names)) == len(grid.names) == sum(expected.values())
+    img = photo(TEST_PHOTOS[0])
+    cols = img.shape[2] // 64
+    assert torch.equal(grid.hr[cols + 1], img[:, 64:128, 64:128])  # row by row from the top left, not overlapping
+    assert all(h.shape == (3, 64, 64) and lr.shape == (3, 16, 16) for h, lr in zip(grid.hr, grid.lr))
+    assert grid.key == E.grid_test_set(64, "bicubic").key != E.grid_test_set(32, "bicubic").key
+    assert grid.key != E.grid_test_set(64, "light").key
+    assert grid_set(profile("small")).key == grid.key  # the shipped profile compares on it
+    with pytest.raises(ValueError, match="smaller than the 4096-px grid"):
+        E.grid_test_set(4096, "bicubic")
+    with pytest.raises(ValueError, match="no comparison grid"):
+        grid_set(profile("paper"))

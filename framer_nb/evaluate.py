@@ -4,6 +4,9 @@ Sampling starts from pure noise with the backbone's own sampler (Euler or DDIM) 
 code. The model works in tiles of its training crop (in model space) that overlap and are averaged at every
 step, as the authors do for SD3.5 latents; images of different sizes are processed in groups of one size.
 Scores live in the run's folder, keyed by the test set's content fingerprint and the sampler step count.
+
+Two built-in held-out sets, both of the test photos: `make_test_set`, a few larger crops (Table 1, every metric),
+and `grid_test_set`, every photo cut into training-size crops (the paired comparisons: all of the photos' area).
 """
 
 from __future__ import annotations

@@ -1,0 +1,92 @@
+"""Which held-out set can resolve FRAMER - baseline? Two designs, measured on the *validation* photos.
+
+- `crops`: 8 crops of 128 px (two per photo), each sampled in overlapping 64-px tiles (25 tiles of the tiled
+  sampler): the test set of Table 1 before the grid.
+- `grid`: every photo cut into non-overlapping 64-px crops, the training size, each sampled whole (one tile):
+  all of the photos' area (framer_nb.evaluate.grid_test_set).
+
+For each design and output (one step, and the profile's sampled steps) it scores the baseline and FRAMER runs of
+every seed that `make reproduce` trained (no training here), with common random numbers, and reports what one run's
+scoring costs, the paired differences' variance components (research/power.py: s_e, crop by seed; s_a, seed-level)
+and the minimum detectable effect (MDE) of the design.
+
+    python research/eval_design.py --runs build/runs   ->  research/results/eval_design.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from framer_nb.config import profile
+from framer_nb.evaluate import SAMPLER_SEED, grid_test_set, make_test_set, super_resolve_set
+from framer_nb.metrics import psnr
+from framer_nb.provenance import provenance
+from framer_nb.train import load_trained, sr_run
+
+sys.path.insert(0, str(Path(__file__).parent))
+from power import components, mde  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def designs(degradation: str) -> dict:
+    return {"crops": make_test_set(8, 128, degradation, split="val"),
+            "grid": grid_test_set(64, degradation, split="val")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", default="build/runs", help="runs folder of a `small` reproduce")
+    ap.add_argument("--out", default=str(ROOT / "research" / "results" / "eval_design.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    p = profile("small")
+    backbone = p.backbones[0]
+    rows, cost = [], []
+    tests = designs(p.train.degradation)
+    for design, test in tests.items():
+        hr = torch.stack(test.hr)
+        for variant in p.main_variants:
+            for seed in p.seeds:
+                run = sr_run(p.train_for(backbone, seed=seed), variant, args.runs)
+                if not run.done:
+                    raise FileNotFoundError(f"{run.path}: not trained; run `make reproduce` first")
+                bb, _ = load_trained(run)
+                for steps in (1, p.train.sample_steps):
+                    t0 = time.perf_counter()
+                    sr = super_resolve_set(bb, test, steps, SAMPLER_SEED, p.train.image_size)
+                    cost.append({"design": design, "steps": steps, "crops": len(test.names),
+                                 "seconds": time.perf_counter() - t0})
+                    scores = psnr(torch.stack(sr), hr).tolist()
+                    rows += [{"design": design, "steps": steps, "variant": variant, "seed": seed, "image": n,
+                              "psnr": q} for n, q in zip(test.names, scores)]
+                print(design, variant, seed, f"{cost[-1]['seconds']:.1f} s", flush=True)
+    df, cost = pd.DataFrame(rows), pd.DataFrame(cost)
+    out = []
+    for (design, steps), g in df.groupby(["design", "steps"]):
+        wide = g.pivot_table(index=["seed", "image"], columns="variant", values="psnr")
+        c = components((wide["framer"] - wide["baseline"]).unstack("image"))
+        k, n = c["seeds"], c["crops"]
+        secs = cost[(cost["design"] == design) & (cost["steps"] == steps)]["seconds"].median()
+        out.append({"design": design, "steps": int(steps), "crops": n, "seconds_per_run": round(float(secs), 2),
+                    "pixels": sum(h.shape[-2] * h.shape[-1] for h in tests[design].hr),
+                    **{key: round(v, 4) for key, v in c.items() if isinstance(v, float)},
+                    "mde": round(mde(k, n, c["s_a"], c["s_e"]), 4),
+                    "mde_floor": round(mde(k, 10 ** 9, c["s_a"], c["s_e"]), 4)})
+        print(out[-1], flush=True)
+    doc = provenance(question="which held-out set resolves FRAMER - baseline, at what cost (validation photos)?",
+                     split="val", backbone=backbone, seeds=list(p.seeds), command="python research/eval_design.py "
+                     + " ".join(sys.argv[1:]), results=out)
+    Path(args.out).write_text(json.dumps(doc, indent=2, default=str))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -77,8 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--hr-folder", default=None, help="the runs were trained with this --hr-folder")
     e.add_argument("--lr-folder", default=None, help="paired test LR folder (e.g. RealSR); needs --hr-test-folder")
     e.add_argument("--hr-test-folder", default=None, help="paired test HR folder matched to --lr-folder by stem")
-    e.add_argument("--grid", action="store_true", help="score on the comparison grid (every built-in test photo in "
-                   "crops of the profile's grid size, each sampled whole) instead of the test crops")
 
     o = sub.add_parser("observe", help="compute the observation statistics (Figs. 2, 3, 5) for a profile")
     _add_common(o)
@@ -167,8 +165,6 @@ def _validate(args) -> None:
     if args.command == "evaluate" and bool(args.lr_folder) != bool(args.hr_test_folder):
         raise UserError("--lr-folder and --hr-test-folder go together: give both (a paired test set) or neither "
                         "(the built-in test set)")
-    if args.command == "evaluate" and args.grid and args.lr_folder:
-        raise UserError("--grid cuts the built-in test photos; it does not go with --lr-folder / --hr-test-folder")
     for flag in ("hr_folder", "lr_folder", "hr_test_folder"):
         if getattr(args, flag, None):
             inputs.folder(getattr(args, flag), "--" + flag.replace("_", "-"), images=True)
@@ -251,10 +247,6 @@ def cmd_evaluate(args) -> int:
     results = Path(args.results or f"build/{p.name}/results")
     if args.lr_folder:
         test = E.folder_test_set(args.lr_folder, args.hr_test_folder, cfgs[0].scale)
-    elif args.grid:
-        if p.grid_size is None:
-            raise UserError(f"--grid: profile {p.name} has no comparison grid (Profile.grid_size)")
-        test = E.grid_test_set(p.grid_size, cfgs[0].degradation, cfgs[0].scale)
     else:
         test = E.make_test_set(p.n_test, p.test_size, cfgs[0].degradation, cfgs[0].scale)
     E.evaluate_bicubic(test, bicubic_evaluation(results, args.protocol, test.key), args.protocol)

@@ -193,9 +193,6 @@ class Profile:
     ablation_seeds: tuple[int, ...] = (0, 1)  # the ablations; their tables compare every row on these seeds
     n_test: int = 8  # held-out test crops
     test_size: int = 128  # HR side of the test crops (NIQE is stable from 128 px)
-    # The comparison grid: every test photo cut into crops of this side, sampled whole (evaluate.grid_test_set); the
-    # paired comparisons, the ablation tables and the verdicts use it. None: they use the test crops.
-    grid_size: int | None = None
     n_observe: int = 16  # images for the observation statistics
     observe_size: int = 128
     second_task: str | None = "light"  # a second degradation for the main table (None: skip)
@@ -217,25 +214,25 @@ PROFILES: dict[str, Profile] = {
                           sample_steps=2),
         per_backbone={"tiny-dit": {"target": "image"}}, backbones=("tiny-dit", "tiny-unet"),
         seeds=(0,), ablation_seeds=(0,), ablations=("l2", "framer-radial", "faw-only"),
-        n_test=2, test_size=96, grid_size=64, n_observe=8, observe_size=64, second_task=None,
+        n_test=2, test_size=96, n_observe=8, observe_size=64, second_task=None,
     ),
     # 20 runs on two CPU cores within a 90-min budget: 10 main (5 seeds) and 10 ablations (one seed; `gpu` runs three).
     # Five seeds, not three: the effect of FRAMER varies from seed to seed (research/results/power.json), and the
-    # t-interval over 3 seeds is twice as wide as over 5 for the same spread.
+    # t-interval over 3 seeds is twice as wide as over 5 for the same spread (docs/method.md, held-out sets and seeds).
     # The tiny DiT diffusing the whole image from its image prior: where the premise holds (research/premise.py).
     # It trains 1350 SR steps: it is short of training samples where the U-Net is not (docs/method.md §5).
     "small": Profile(name="small", train=TrainConfig(),
                      per_backbone={"tiny-dit": {"sr_steps": SMALL_DIT_STEPS, "target": "image"}},
-                     backbones=("tiny-dit",), seeds=(0, 1, 2, 3, 4), ablation_seeds=(0,), grid_size=64,
+                     backbones=("tiny-dit",), seeds=(0, 1, 2, 3, 4), ablation_seeds=(0,),
                      second_task=None, budget_min=90.0),
     # The contrast: both backbones diffusing the residual, where neither prior shows the premise; the U-Net runs the
     # ablations (22 runs, about 70 min). Its last results: research/results/small_residual/.
     "small-residual": Profile(name="small-residual", train=TrainConfig(), per_backbone={"tiny-dit": {"sr_steps": 1350}},
-                              ablation_seeds=(0,), grid_size=64, second_task=None, budget_min=90.0),
+                              ablation_seeds=(0,), second_task=None, budget_min=90.0),
     "gpu": Profile(
         name="gpu",
         train=TrainConfig(batch_size=64, sr_steps=3000, mixed_precision="bf16", sample_steps=30),
-        ablation_seeds=(0, 1, 2), n_test=24, grid_size=64, n_observe=64, observe_size=128,
+        ablation_seeds=(0, 1, 2), n_test=24, n_observe=64, observe_size=128,
     ),
     "paper": Profile(
         name="paper",

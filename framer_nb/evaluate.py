@@ -5,8 +5,9 @@ code. The model works in tiles of its training crop (in model space) that overla
 step, as the authors do for SD3.5 latents; images of different sizes are processed in groups of one size.
 Scores live in the run's folder, keyed by the test set's content fingerprint and the sampler step count.
 
-Two built-in held-out sets, both of the test photos: `make_test_set`, a few larger crops (Table 1, every metric),
-and `grid_test_set`, every photo cut into training-size crops (the paired comparisons: all of the photos' area).
+The built-in held-out set is `make_test_set`: a few crops of the test photos, each sampled in tiles.
+`grid_test_set` cuts every photo into non-overlapping crops instead, all of its area (research/eval_design.py: at
+the training size, sampled whole, the tiny DiT falls below bicubic, so the tables do not use it).
 """
 
 from __future__ import annotations
@@ -59,10 +60,7 @@ def make_test_set(n: int, size: int, degradation: str, scale: int = 4, seed: int
 
 def grid_test_set(size: int, degradation: str, scale: int = 4, seed: int = 1234, split: str = "test") -> TestSet:
     """Every photo of the split cut into non-overlapping `size`-px crops (row by row from the top left; a margin
-    under `size` is left out), one seeded degradation per crop. Crop k of a photo is named `<photo>_<k>`.
-
-    The comparison set: at the training crop size each crop is sampled whole (one tile), so covering all of the
-    test photos costs less than a few tiled 128-px crops, and the paired differences average over all of them."""
+    under `size` is left out), one seeded degradation per crop. Crop k of a photo is named `<photo>_<k>`."""
     preset = load_preset(degradation)
     names, hr = [], []
     for name in SPLITS[split]:

@@ -91,11 +91,9 @@ class Session:
         return pd.read_csv(src)
 
     def stored_scores(self, folder: str | Path) -> dict:
-        """Every score file (pipeline.SCORE_FILES) an earlier evaluation stored in `folder`, by name: the test
-        crops' two are required, the comparison grid's are read where they are there."""
+        """Every score file (pipeline.SCORE_FILES) an earlier evaluation stored in `folder`, by name."""
         from .pipeline import SCORE_FILES
-        return {name: self.read_scores(folder, name) for name, (grid, _) in SCORE_FILES.items()
-                if not grid or (Path(folder).expanduser() / name).is_file()}
+        return {name: self.read_scores(folder, name) for name in SCORE_FILES}
 
     def show(self, name: str) -> None:
         """Render a Markdown table of the figures folder as a table in the notebook."""

@@ -112,13 +112,6 @@ def test_set(p: Profile, task: str | None = None) -> E.TestSet:
     return E.make_test_set(p.n_test, p.test_size, task or p.train.degradation, p.train.scale)
 
 
-def grid_set(p: Profile, task: str | None = None) -> E.TestSet:
-    """The profile's comparison grid for one task: every test photo in `grid_size` crops (evaluate.grid_test_set)."""
-    if p.grid_size is None:
-        raise ValueError(f"profile {p.name} has no comparison grid (grid_size=None)")
-    return E.grid_test_set(p.grid_size, task or p.train.degradation, p.train.scale)
-
-
 def find_spec(p: Profile, backbone: str, variant: str, seed: int, task: str | None = None) -> RunSpec:
     """The profile's run of (backbone, variant, seed) on a task (default: the main one)."""
     task = task or p.train.degradation
@@ -135,17 +128,16 @@ def _alias_specs(p: Profile) -> list[RunSpec]:
 
 def evaluate_all(p: Profile, runs: str | Path, results: str | Path, protocol: str = "offline",
                  progress: bool = True, steps: int | None = None,
-                 variants: tuple[str, ...] | None = None, grid: bool = False) -> pd.DataFrame:
+                 variants: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Evaluate every finished run (skipping those already scored) plus bicubic, per task; their per-image rows.
 
-    `steps` sampler steps (default: the profile's); `variants` restricts the runs; `grid`: on the comparison grid
-    (`grid_set`) instead of the test crops. With steps=1 the output is the model's one-step estimate of
-    E[x0 | LR], its PSNR-optimal answer."""
+    `steps` sampler steps (default: the profile's); `variants` restricts the runs. With steps=1 the output is
+    the model's one-step estimate of E[x0 | LR], its PSNR-optimal answer."""
     steps = steps or p.train.sample_steps
     specs = [s for s in run_specs(p) if variants is None or s.variant in variants]
     frames = []
     for task in tasks(p):
-        test = grid_set(p, task) if grid else test_set(p, task)
+        test = test_set(p, task)
         frames.append(_bicubic_rows(test, results, protocol, task))
         mine = [s for s in specs if s.task == task]
         todo = [(s, str(runs), test, steps, protocol) for s in mine
@@ -156,28 +148,21 @@ def evaluate_all(p: Profile, runs: str | Path, results: str | Path, protocol: st
     return _with_aliases(p, df)
 
 
-# The per-image score files of a reproduce: name -> (on the comparison grid, one step). Sampled: every run; one step:
-# the main variants.
-SCORE_FILES: dict[str, tuple[bool, bool]] = {
-    "results_per_image.csv": (False, False), "results_per_image_1step.csv": (False, True),
-    "results_grid.csv": (True, False), "results_grid_1step.csv": (True, True)}
+# The per-image score files of a reproduce: name -> one step (else the profile's sampler steps). Sampled: every run;
+# one step: the main variants.
+SCORE_FILES: dict[str, bool] = {"results_per_image.csv": False, "results_per_image_1step.csv": True}
 
 
 def score_all(p: Profile, runs: str | Path, results: str | Path, protocol: str = "offline",
               progress: bool = True) -> dict[str, tuple[pd.DataFrame, dict]]:
-    """Every score file of the profile (`SCORE_FILES`; the grid's only where it has one): its per-image rows and
-    what its provenance records (output steps, test set, what each backbone diffuses)."""
+    """Every score file of the profile (`SCORE_FILES`): its per-image rows and what its provenance records (output
+    steps, test set, what each backbone diffuses)."""
     targets = {b: p.train_for(b).target for b in p.backbones}
     out = {}
-    for name, (grid, one) in SCORE_FILES.items():
-        if grid and p.grid_size is None:
-            continue
+    for name, one in SCORE_FILES.items():
         steps = 1 if one else p.train.sample_steps
-        df = evaluate_all(p, runs, results, protocol, progress, steps=steps,
-                          variants=p.main_variants if one else None, grid=grid)
-        test = (f"grid: every test photo in {p.grid_size}-px crops" if grid
-                else f"{p.n_test} test crops of {p.test_size} px")
-        out[name] = df, dict(protocol=protocol, steps=steps, test_set=test, targets=targets)
+        df = evaluate_all(p, runs, results, protocol, progress, steps=steps, variants=p.main_variants if one else None)
+        out[name] = df, dict(protocol=protocol, steps=steps, test_images=p.n_test, size=p.test_size, targets=targets)
     return out
 
 

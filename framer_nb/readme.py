@@ -76,36 +76,34 @@ def _lags(gaps: pd.DataFrame, backbone: str) -> bool:
     return len(verdicts) == 2 and all(v.verdict == "reproduced" for v in verdicts)
 
 
-def _scores(figures: Path, grid: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[str], object]:
-    """The main task's one-step and sampled per-image scores of a figures folder (on the test crops, or `grid`: on
-    the comparison grid), its backbones and sampler steps."""
-    stem = "results_grid" if grid else "results_per_image"
-    one = pd.read_csv(figures / f"{stem}_1step.csv")
-    many = pd.read_csv(figures / f"{stem}.csv")
+def _scores(figures: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str], object]:
+    """The main task's one-step and sampled per-image scores of a figures folder, its backbones and sampler steps."""
+    one = pd.read_csv(figures / "results_per_image_1step.csv")
+    many = pd.read_csv(figures / "results_per_image.csv")
     main = one["task"].iloc[0]
     one, many = one[one["task"] == main], many[many["task"] == main]
     steps = json.loads((figures / "results_per_image.csv.provenance.json").read_text()).get("steps", "several")
     return one, many, [b for b in one["backbone"].unique() if b != "bicubic"], steps
 
 
-def _effects(one: pd.DataFrame, many: pd.DataFrame, names: dict[str, str], niqe: pd.DataFrame | None = None
-             ) -> tuple[str, str]:
-    """FRAMER - baseline per backbone: in one-step PSNR, and in sampled PSNR and NIQE (from `niqe`, sampled scores
-    of larger crops, where `many` has none), each with its interval and MDE."""
-    niqe = many if niqe is None else niqe
+def _effects(one: pd.DataFrame, many: pd.DataFrame, names: dict[str, str]) -> tuple[str, str]:
+    """FRAMER - baseline per backbone: in one-step PSNR, and in sampled PSNR, HF spectral distance (where scored)
+    and NIQE, each with its interval and MDE: a loss in PSNR may buy detail, and the sentence shows both."""
     first = "; ".join(f"{name} {_said(_comparison(one, b, 'psnr'), 'dB')}" for b, name in names.items())
-    sampled = "; ".join(f"{b} {_said(_comparison(many, b, 'psnr'), 'dB')} in PSNR and "
-                        f"{_said(_comparison(niqe, b, 'niqe'), '', higher_is_better=False)} in NIQE (lower is better"
-                        f"{'' if niqe is many else ', on the test crops'})" for b in names)
+
+    def detail(b: str) -> str:
+        spec = (f"; in HF spectral distance (lower is better) "
+                f"{_said(_comparison(many, b, 'spec_hf'), 'dB', higher_is_better=False)}"
+                if "spec_hf" in many and many["spec_hf"].notna().any() else "")
+        return f"{spec}; in NIQE (lower is better) {_said(_comparison(many, b, 'niqe'), '', False)}"
+    sampled = "; ".join(f"{b} {_said(_comparison(many, b, 'psnr'), 'dB')} in PSNR{detail(b)}" for b in names)
     return first, sampled
 
 
-def _design(one: pd.DataFrame, grid: bool) -> str:
-    """'the comparison grid of 91 training-size crops covering the 4 test photos' or '8 test crops of 4 photos'."""
+def _design(one: pd.DataFrame) -> str:
+    """'8 test crops of 4 photos'."""
     images = one[one["variant"] != "bicubic"]["image"]
-    n, photos = images.nunique(), images.map(photo_of).nunique()
-    return (f"the comparison grid of {n} training-size crops covering the {photos} test photos" if grid
-            else f"{n} test crops of {photos} photos")
+    return f"{images.nunique()} test crops of {images.map(photo_of).nunique()} photos"
 
 
 def finding(figures: Path, contrast: Path | None = CONTRAST) -> str:
@@ -113,15 +111,13 @@ def finding(figures: Path, contrast: Path | None = CONTRAST) -> str:
     seeds; whether each starting point shows the premise FRAMER corrects; from those verdicts, where FRAMER helped;
     and the same for the residual contrast's stored scores (`contrast`), where there are some."""
     figures = Path(figures)
-    crops_one, crops_many, backbones, steps = _scores(figures)
-    grid = (figures / "results_grid.csv").exists()
-    one, many = _scores(figures, grid=True)[:2] if grid else (crops_one, crops_many)
+    one, many, backbones, steps = _scores(figures)
     targets = _targets(figures, backbones)
     named = {b: f"{b} (diffusing {targets[b]})" if b in targets else b for b in backbones}
     n = _comparison(one, backbones[0], "psnr").n_seeds
     over = f" (95% interval over {n} seeds)" if n > 1 else ""
-    first, sampled = _effects(one, many, named, niqe=crops_many)
-    s1 = f"At this scale, FRAMER minus the baseline in one-step PSNR, on {_design(one, grid)}{over}, is {first}."
+    first, sampled = _effects(one, many, named)
+    s1 = f"At this scale, FRAMER minus the baseline in one-step PSNR, on {_design(one)}{over}, is {first}."
     if {"psnr_lf", "psnr_hf"} <= set(one.columns):
         s1 += " By band (PSNR within / beyond a quarter of Nyquist, LF / HF): " + "; ".join(
             f"{b} {_said(_comparison(one, b, 'psnr_lf'), 'dB')} / {_said(_comparison(one, b, 'psnr_hf'), 'dB')}"
@@ -205,9 +201,8 @@ def results_page(figures: Path, linear: Path | None = LINEAR) -> str:
             parts.append((figures / f"{name}.md").read_text().strip())
     cmp = figures / "framer_vs_baseline.csv"
     if cmp.exists():
-        parts.append("**FRAMER minus baseline, paired within seed, on the comparison grid and the test crops, one step "
-                     "and sampled (positive = FRAMER better; 95% t-interval over seeds; `mde`: the smallest true effect "
-                     "this design detects with 80% power)**"
+        parts.append("**FRAMER minus baseline, paired within seed, one step and sampled (positive = FRAMER better; 95% "
+                     "t-interval over seeds; `mde`: the smallest true effect this design detects with 80% power)**"
                      "\n\n" + markdown(pd.read_csv(cmp)))
     parts.append(_verdicts(figures / "verdicts_tables.csv", "Does it super-resolve, and do the paper's ablation "
                                                             "orderings hold? (computed)"))

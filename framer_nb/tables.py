@@ -218,13 +218,12 @@ def framer_vs_baseline(df: pd.DataFrame, profile, metrics=("psnr", "ssim", "fsim
     return pd.DataFrame(rows)
 
 
-def comparisons(sets: dict[tuple[str, str], pd.DataFrame], profile,
+def comparisons(outputs: dict[str, pd.DataFrame], profile,
                 metrics=("psnr", "ssim", "fsim", "niqe", "psnr_lf", "psnr_hf", "spec_hf")) -> pd.DataFrame:
-    """`framer_vs_baseline` on several score sets, keyed (test set, output), in one table that names them."""
-    frames = [framer_vs_baseline(df, profile, metrics).assign(test_set=test, output=output)
-              for (test, output), df in sets.items()]
+    """`framer_vs_baseline` of each output ({"1 step": scores, "10 steps": scores}) in one table that names it."""
+    frames = [framer_vs_baseline(df, profile, metrics).assign(output=output) for output, df in outputs.items()]
     out = pd.concat([f for f in frames if len(f)], ignore_index=True)
-    return out[["test_set", "output", *[c for c in out.columns if c not in ("test_set", "output")]]]
+    return out[["output", *[c for c in out.columns if c != "output"]]]
 
 
 def paper_table1() -> pd.DataFrame:

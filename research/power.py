@@ -15,7 +15,7 @@ The script reports today's MDE, the projection for more crops and more seeds, th
 that reaches a target MDE (one-step 0.05 dB, sampled 0.10 dB). The variance components come from 3 seeds: s_a^2
 has 2 degrees of freedom, so the projections are rough.
 
-    python research/power.py                      # reads figures/results_grid*.csv (else results_per_image*.csv)
+    python research/power.py                      # reads figures/results_per_image*.csv
     python research/power.py --figures research/results/small_residual --out research/results/small_residual/power.json
 Writes research/results/power.json (or --out) with provenance.
 """
@@ -92,8 +92,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS), help="the result file (default research/results/power.json)")
     args = ap.parse_args()
     figs = Path(args.figures)
-    stem = "results_grid" if (figs / "results_grid.csv").exists() else "results_per_image"
-    files = (f"{stem}_1step.csv", f"{stem}.csv")
+    files = ("results_per_image_1step.csv", "results_per_image.csv")
     rows = analyse(figs / files[0], "one-step") + analyse(figs / files[1], "sampled")
     src = {f: json.loads((figs / f"{f}.provenance.json").read_text()).get("git_commit") for f in files}
     doc = provenance(question="how many seeds and crops does FRAMER - baseline need for the target MDE?",

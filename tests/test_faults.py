@@ -66,13 +66,6 @@ def test_lr_and_hr_test_folders_go_together(tmp_path, capsys):
         rc, _, err = _cli(capsys, "evaluate", "--profile", "smoke", "--runs", str(tmp_path), flag, str(tmp_path))
         assert rc == 2
         _one_line_error(err, "--lr-folder and --hr-test-folder go together")
-    rc, _, err = _cli(capsys, "evaluate", "--profile", "smoke", "--runs", str(tmp_path), "--grid",
-                      "--lr-folder", str(tmp_path), "--hr-test-folder", str(tmp_path))
-    assert rc == 2
-    _one_line_error(err, "--grid cuts the built-in test photos")
-    rc, _, err = _cli(capsys, "evaluate", "--profile", "paper", "--runs", str(tmp_path), "--grid")
-    assert rc == 2
-    _one_line_error(err, "--grid: profile paper has no comparison grid")
 
 
 def test_non_finite_loss_stops_the_run_without_a_done_marker(tmp_path, capsys):

@@ -118,3 +118,13 @@ def test_paper_commands_run_on_tiny_pipelines(folders, monkeypatch):
     done = {p.parent.parent.parent.name + "/" + str(json.loads(p.read_text())["num_processes"])
             for p in runs.rglob("done.json")}
     assert done == {"sd35-medium/1", "sd2-base/1", "sd35-medium/2"}
+
+
+def test_the_readme_and_results_page_say_what_the_committed_figures_say(tmp_path):
+    # the generated sections are never edited by hand, nor left behind by a change to what generates them
+    from framer_nb.readme import update
+    readme, page = tmp_path / "README.md", tmp_path / "results.md"
+    readme.write_text(README)
+    assert update(readme, ROOT / "figures", page)
+    assert readme.read_text() == README
+    assert page.read_text() == (ROOT / "docs" / "results.md").read_text()

@@ -81,25 +81,23 @@ def test_every_mean_carries_its_interval_and_one_seed_rows_borrow_a_pooled_sprea
     assert "pooled (2 df)" in tables.seed_note(t, pooled)
 
 
-def test_stored_scores_need_the_test_crops_and_take_the_grid_where_stored(tmp_path):
+def test_stored_scores_are_read_and_copied_with_a_clear_error_when_missing(tmp_path):
     from framer_nb.config import profile
     from framer_nb.notebooks import Session
     stored, figures = tmp_path / "stored", tmp_path / "figures"
     stored.mkdir(), figures.mkdir()
     s = Session("03_evaluate_tables", profile("small"), tmp_path, tmp_path, figures, 0)
-    for name in ("results_per_image.csv", "results_per_image_1step.csv"):
-        pd.DataFrame({"image": ["a_0"], "psnr": [25.0]}).to_csv(stored / name, index=False)
-    assert set(s.stored_scores(stored)) == {"results_per_image.csv", "results_per_image_1step.csv"}
-    pd.DataFrame({"image": ["a_0"], "psnr": [24.0]}).to_csv(stored / "results_grid.csv", index=False)
+    for name, value in (("results_per_image.csv", 25.0), ("results_per_image_1step.csv", 24.0)):
+        pd.DataFrame({"image": ["a_0"], "psnr": [value]}).to_csv(stored / name, index=False)
     got = s.stored_scores(stored)
-    assert got["results_grid.csv"]["psnr"].iloc[0] == 24.0 and (figures / "results_grid.csv").exists()  # copied over
+    assert got["results_per_image_1step.csv"]["psnr"].iloc[0] == 24.0
+    assert (figures / "results_per_image.csv").exists()  # copied beside the tables built from it
     (stored / "results_per_image_1step.csv").unlink()
     with pytest.raises(FileNotFoundError, match="results_per_image_1step.csv"):
         s.stored_scores(stored)
 
 
-def test_comparisons_name_their_test_set_and_output(results):
-    both = tables.comparisons({("grid", "1 step"): results, ("crops", "10 steps"): results}, None, metrics=("psnr",))
-    assert list(both.columns[:3]) == ["test_set", "output", "task"]
-    assert list(zip(both["test_set"], both["output"])) == [("grid", "1 step"), ("crops", "10 steps")]
+def test_comparisons_name_their_output(results):
+    both = tables.comparisons({"1 step": results, "10 steps": results}, None, metrics=("psnr",))
+    assert list(both.columns[:2]) == ["output", "task"] and list(both["output"]) == ["1 step", "10 steps"]
     assert (both["framer_minus_baseline"] == 1.0).all() and both["mde"].notna().all()

@@ -395,10 +395,8 @@ def test_sampler_noise_is_common_to_every_run_and_keyed_by_crop():
     assert E.NOISE in E.eval_key(E.make_test_set(2, 64, "bicubic"), "offline")
 
 
-def test_the_comparison_grid_covers_every_test_photo_in_named_whole_crops():
-    from framer_nb.config import profile
+def test_the_grid_covers_every_test_photo_in_named_crops():
     from framer_nb.data import TEST_PHOTOS, photo
-    from framer_nb.pipeline import grid_set
     from framer_nb.stats import photo_of
     grid = E.grid_test_set(64, "bicubic")
     expected = {name: (photo(name).shape[1] // 64) * (photo(name).shape[2] // 64) for name in TEST_PHOTOS}
@@ -410,8 +408,5 @@ def test_the_comparison_grid_covers_every_test_photo_in_named_whole_crops():
     assert all(h.shape == (3, 64, 64) and lr.shape == (3, 16, 16) for h, lr in zip(grid.hr, grid.lr))
     assert grid.key == E.grid_test_set(64, "bicubic").key != E.grid_test_set(32, "bicubic").key
     assert grid.key != E.grid_test_set(64, "light").key
-    assert grid_set(profile("small")).key == grid.key  # the shipped profile compares on it
     with pytest.raises(ValueError, match="smaller than the 4096-px grid"):
         E.grid_test_set(4096, "bicubic")
-    with pytest.raises(ValueError, match="no comparison grid"):
-        grid_set(profile("paper"))

@@ -230,12 +230,20 @@ def _timing(path: Path) -> str:
         return ""
     t = json.loads(path.read_text())
     each = ", ".join(f"{name[:2]} {s / 60:.1f}" for name, s in t["notebooks_s"].items())
-    text = (f"This run took {t['total_s'] / 60:.1f} min from the first notebook's start to the last one's end "
+    timed, tables = (_commit(p) for p in (Path(f"{path}.provenance.json"),
+                                           path.parent / "table1_main.md.provenance.json"))
+    who = ("This run" if timed == tables else f"The timed run (commit `{timed}`; the tables were rebuilt from its "
+           f"trained runs at `{tables}`)")
+    text = (f"{who} took {t['total_s'] / 60:.1f} min from the first notebook's start to the last one's end "
             f"({each} min; {t['cpu_count']} CPU cores).")
     if t.get("budget_min") is not None:
         verdict = "yes" if t["within_budget"] else "no"
         text += f" Within the profile's {t['budget_min']:g}-min budget (computed): **{verdict}**."
     return text
+
+
+def _commit(sidecar: Path) -> str | None:
+    return json.loads(sidecar.read_text()).get("git_commit") if sidecar.exists() else None
 
 
 def _linear(path: Path | None, one_step: Path) -> str:

@@ -128,3 +128,18 @@ def test_the_readme_and_results_page_say_what_the_committed_figures_say(tmp_path
     assert update(readme, ROOT / "figures", page)
     assert readme.read_text() == README
     assert page.read_text() == (ROOT / "docs" / "results.md").read_text()
+
+
+def test_the_timing_names_its_commit_when_the_tables_were_rebuilt_later(tmp_path):
+    import json
+
+    from framer_nb.readme import _timing
+    timing = tmp_path / "reproduce_timing.json"
+    timing.write_text(json.dumps({"notebooks_s": {"01_x": 60.0, "02_y": 4800.0}, "total_s": 4860.0, "cpu_count": 2,
+                                  "budget_min": 90.0, "within_budget": True}))
+    for name, commit in (("reproduce_timing.json", "aaa1111"), ("table1_main.md", "aaa1111")):
+        (tmp_path / f"{name}.provenance.json").write_text(json.dumps({"git_commit": commit}))
+    assert _timing(timing).startswith("This run took 81.0 min") and "**yes**" in _timing(timing)
+    (tmp_path / "table1_main.md.provenance.json").write_text(json.dumps({"git_commit": "bbb2222"}))
+    assert _timing(timing).startswith("The timed run (commit `aaa1111`; the tables were rebuilt from its trained "
+                                      "runs at `bbb2222`) took 81.0 min")

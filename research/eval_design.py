@@ -33,6 +33,7 @@ from framer_nb.data import photo
 from framer_nb.evaluate import SAMPLER_SEED, grid_test_set, make_test_set, super_resolve_set
 from framer_nb.metrics import psnr
 from framer_nb.provenance import provenance
+from framer_nb.stats import compare
 from framer_nb.train import load_trained, sr_run
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -87,7 +88,7 @@ def main() -> None:
     cost = pd.concat([cost, cost[cost["design"] == "grid"].assign(design="grid_in_grid128")])
     tests["grid_in_grid128"] = tests["grid128"]  # the same area
     df = pd.concat([df, inner])
-    out = []
+    out, bicubics = [], {}
     for (design, steps), g in df.groupby(["design", "steps"]):
         wide = g.pivot_table(index=["seed", "image"], columns="variant", values="psnr")
         c = components((wide["framer"] - wide["baseline"]).unstack("image"))
@@ -97,7 +98,11 @@ def main() -> None:
         bicubic = float(psnr(lr_d, hr_d).mean()) if design != "grid_in_grid128" else float(
             psnr(torch.stack(tests["grid"].lr_up()), torch.stack(tests["grid"].hr))[
                 torch.tensor([in_grid128(n) for n in tests["grid"].names])].mean())
-        gains = {f"gain_{v}": round(float(g[g["variant"] == v]["psnr"].mean()) - bicubic, 3) for v in p.main_variants}
+        bicubics[design] = bicubic
+        gains = {}
+        for v in p.main_variants:  # gain over bicubic: mean over seeds of per-seed crop means, 95% t-interval
+            cg = compare(g[g["variant"] == v].groupby("seed")["psnr"].mean() - bicubic)
+            gains[f"gain_{v}"] = [round(cg.effect, 3), round(cg.low, 3), round(cg.high, 3)]
         out.append({"design": design, "steps": int(steps), "crops": n, "seconds_per_run": round(float(secs), 2),
                     "bicubic_psnr": round(bicubic, 3), **gains,
                     "pixels": sum(h.shape[-2] * h.shape[-1] for h in tests[design].hr),
@@ -105,9 +110,17 @@ def main() -> None:
                     "mde": round(mde(k, n, c["s_a"], c["s_e"]), 4),
                     "mde_floor": round(mde(k, 10 ** 9, c["s_a"], c["s_e"]), 4)})
         print(out[-1], flush=True)
+    # tiles against whole crops on the same area, one step, paired by seed: the baseline's PSNR
+    one = df[(df["steps"] == 1) & (df["variant"] == p.main_variants[0])]
+    gain = {d: one[one["design"] == d].groupby("seed")["psnr"].mean() - bicubics[d] for d in ("grid128", "grid_in_grid128")}
+    c = compare(gain["grid128"] - gain["grid_in_grid128"])
+    tiled = {"baseline one-step gain over bicubic, grid128 (tiled) - grid_in_grid128 (whole), same area":
+             [round(c.effect, 3), round(c.low, 3), round(c.high, 3)]}
+    print(tiled)
     doc = provenance(question="which held-out set resolves FRAMER - baseline, at what cost (validation photos)?",
                      split="val", backbone=backbone, seeds=list(p.seeds), command="python research/eval_design.py "
-                     + " ".join(sys.argv[1:]), results=out)
+                     + " ".join(sys.argv[1:]), intervals="[effect, 95% low, 95% high] over seeds", results=out,
+                     tiled_minus_whole=tiled)
     Path(args.out).write_text(json.dumps(doc, indent=2, default=str))
     print(f"wrote {args.out}")
 

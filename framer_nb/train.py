@@ -117,9 +117,10 @@ def load_trained(run: str | Path | Run) -> tuple[B.Backbone, torch.nn.Module | N
 
 def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", resume: bool = True,
              stop_after: int | None = None, progress: bool = True, source: DataSource | None = None,
-             framer: FramerConfig | None = None) -> Run:
+             framer: FramerConfig | None = None, callback=None, callback_every: int = 0) -> Run:
     """Fine-tune the starting point with one named variant (or the FRAMER config `framer`, named `variant_name`,
-    for research probes); returns the run."""
+    for research probes); returns the run. `callback(step, backbone with the EMA weights)` runs every
+    `callback_every` steps (research probes: a validation score over training)."""
     fcfg = framer or variant(variant_name)
     source = source or builtin_source()
     run = sr_run(cfg, variant_name, runs, source, fcfg)
@@ -144,7 +145,8 @@ def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", res
               "prior": prior_identity(cfg, runs), "data": source.description, "data_fingerprint": source.fingerprint,
               "key_parts": json.loads(json.dumps(_key_parts(cfg, fcfg, runs, source), default=_plain))}
     plan = Fit(cfg, cfg.sr_steps, cfg.lr, fcfg, cfg.seed, cfg.time_bias, resume, stop_after,
-               progress, f"{cfg.backbone} {variant_name} s{cfg.seed}", record, cached is not None)
+               progress, f"{cfg.backbone} {variant_name} s{cfg.seed}", record, cached is not None, callback,
+               callback_every)
     fit(bb, heads, plan, batch, run)
     return run
 

@@ -103,3 +103,11 @@ def test_the_residual_contrast_is_said_from_its_stored_scores():
     assert f"tiny-unet {c.effect:+.2f} dB [{c.low:+.2f}, {c.high:+.2f}]" in said
     assert "research/results/small_residual/" in said and f"in {prov['steps']}-step samples" in said
     assert "premise holds (" not in said.lower()  # neither residual prior lags at both timesteps
+
+
+def test_seed_noise_wander_is_the_spread_around_the_trend():
+    N = _load("seed_noise")
+    assert N.wander({100: 1.0, 200: 2.0, 300: 3.0, 400: 4.0}) == pytest.approx(0.0, abs=1e-9)  # a trend is not wander
+    zigzag = {s: 20.0 + 0.001 * s + (0.1 if i % 2 else -0.1) for i, s in enumerate(range(50, 450, 50))}
+    assert N.wander(zigzag) == pytest.approx(0.1, rel=0.2)
+    assert N.wander({1: 1.0, 2: 2.0}) is None

@@ -2,6 +2,7 @@
 weights) for x`scale` super-resolution with one FRAMER variant, in a run folder keyed by everything that shapes it.
 
     train_sr(cfg, "framer")        -> runs.Run (trained, or skipped when its done marker exists)
+    probe_sr(cfg, "framer", runs, fn, every) -> the same, calling fn(step, backbone) along the way
     load_trained(run)              -> the fine-tuned backbone and its lens heads
     starting_point(cfg, runs)      -> the backbone the SR stage starts from
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -117,15 +119,30 @@ def load_trained(run: str | Path | Run) -> tuple[B.Backbone, torch.nn.Module | N
 
 def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", resume: bool = True,
              stop_after: int | None = None, progress: bool = True, source: DataSource | None = None,
-             framer: FramerConfig | None = None, callback=None, callback_every: int = 0) -> Run:
+             framer: FramerConfig | None = None) -> Run:
     """Fine-tune the starting point with one named variant (or the FRAMER config `framer`, named `variant_name`,
-    for research probes); returns the run. `callback(step, backbone with the EMA weights)` runs every
-    `callback_every` steps (research probes: a validation score over training)."""
+    for research probes); returns the run."""
+    return _train_sr(cfg, variant_name, runs, source, framer,
+                     {"resume": resume, "stop_after": stop_after, "progress": progress})
+
+
+def probe_sr(cfg: TrainConfig, variant_name: str, runs: str | Path, callback: Callable, every: int,
+             framer: FramerConfig | None = None) -> Run:
+    """`train_sr` for research probes, calling callback(step, backbone with the EMA weights) every `every` steps
+    and at the last (a validation score over training). A run that is done already is returned as it is."""
+    return _train_sr(cfg, variant_name, runs, None, framer,
+                     {"progress": False, "callback": callback, "callback_every": every})
+
+
+def _train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path, source: DataSource | None,
+              framer: FramerConfig | None, drive: dict) -> Run:
+    """The SR run; `drive` holds the `loop.Fit` fields that say how it is driven (resume, progress, callback...)."""
     fcfg = framer or variant(variant_name)
     source = source or builtin_source()
     run = sr_run(cfg, variant_name, runs, source, fcfg)
     if run.done:
         return run
+    progress = drive.get("progress", True)
     bb = starting_point(cfg, runs, progress)
     if bb.lr_channels == 0:
         bb.grow_lr_channels()
@@ -144,9 +161,8 @@ def train_sr(cfg: TrainConfig, variant_name: str, runs: str | Path = "runs", res
     record = {"stage": "sr", "variant": variant_name, "framer": dataclasses.asdict(fcfg),
               "prior": prior_identity(cfg, runs), "data": source.description, "data_fingerprint": source.fingerprint,
               "key_parts": json.loads(json.dumps(_key_parts(cfg, fcfg, runs, source), default=_plain))}
-    plan = Fit(cfg, cfg.sr_steps, cfg.lr, fcfg, cfg.seed, cfg.time_bias, resume, stop_after,
-               progress, f"{cfg.backbone} {variant_name} s{cfg.seed}", record, cached is not None, callback,
-               callback_every)
+    plan = Fit(cfg, cfg.sr_steps, cfg.lr, fcfg, cfg.seed, cfg.time_bias, desc=f"{cfg.backbone} {variant_name} "
+               f"s{cfg.seed}", record=record, in_model_space=cached is not None, **drive)
     fit(bb, heads, plan, batch, run)
     return run
 

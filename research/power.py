@@ -8,7 +8,9 @@ replication, into
   per crop average it away), and
 - the seed-level variance s_a^2 = max(0, var over seeds of the per-seed means - s_e^2 / n) (training-seed
   variation of the effect: only more seeds average it away).
-The interval of the README is Student's t over the per-seed means, so the minimum detectable effect (80% power,
+Beside them: each variant's spread over seeds and the correlation of the two over seeds (what common random
+numbers in training buy: nothing, where it is near 0). The interval of the README is Student's t over the per-seed
+means, so the minimum detectable effect (80% power,
 5% two-sided) of a design with k seeds and n crops is (t_0.975 + t_0.8)(k - 1) * sqrt((s_a^2 + s_e^2 / n) / k).
 The script reports today's MDE, the projection for more crops and more seeds, the floor that no number of crops
 (or of samples per crop, which only shrink s_e^2 too) gets under with the seeds of today, and the smallest design
@@ -74,8 +76,11 @@ def analyse(scores: Path, output: str, metric: str = "psnr") -> list[dict]:
         d = (wide["framer"] - wide["baseline"]).unstack("image").dropna(axis=1)
         c = components(d)
         k, s_a, s_e = c["seeds"], c["s_a"], c["s_e"]
+        per_seed = wide.loc[d.index].groupby("seed").mean()  # each variant's mean over the crops, per seed
         rows.append({"backbone": backbone, "output": output, "metric": metric,
                      **{key: round(v, 4) if isinstance(v, float) else v for key, v in c.items()},
+                     **{f"sd_over_seeds_{v}": round(float(per_seed[v].std(ddof=1)), 4) for v in ("baseline", "framer")},
+                     "corr_over_seeds": round(float(per_seed["baseline"].corr(per_seed["framer"])), 3),
                      "mde_observed": round(float((stats.t.ppf(0.975, k - 1) + stats.t.ppf(0.8, k - 1))
                                                  * c["sd_seed_means"] / math.sqrt(k)), 4),
                      "mde_projected": {f"{kk} seeds x {nn} crops": round(mde(kk, nn, s_a, s_e), 4)

@@ -40,7 +40,7 @@ from framer_nb.metrics import psnr
 from framer_nb.pipeline import parallel
 from framer_nb.provenance import provenance
 from framer_nb.stats import compare
-from framer_nb.train import load_trained, sr_run, train_sr
+from framer_nb.train import load_trained, probe_sr, sr_run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from power import components, mde  # noqa: E402
@@ -72,7 +72,7 @@ def one_run(schedule: str, variant: str, seed: int, runs: str, trace: int, every
             traced[step] = float(psnr(torch.stack(super_resolve_set(bb, test, 1, SAMPLER_SEED, cfg.image_size)),
                                       hr).mean())
 
-    run = train_sr(cfg, variant, runs, progress=False, callback=score, callback_every=every)
+    run = probe_sr(cfg, variant, runs, score, every)
     bb, _ = load_trained(run)
     final = {}
     for steps in (1, cfg.sample_steps):
@@ -133,6 +133,11 @@ def main() -> None:
     for r in results:
         r["wander_db"] = wander(r["trace"])
     summary = summarise(results, p.train.sample_steps)
+    for row in summary:  # one run's end-point wander beside the spread over seeds it would explain
+        for v in ("baseline", "framer"):
+            w = [r["wander_db"] for r in results if (r["schedule"], r["variant"]) == (row["schedule"], v)
+                 and r["wander_db"] is not None]
+            row[f"median_wander_{v}"] = round(float(np.median(w)), 4) if w and row["steps"] == 1 else None
     for row in summary:
         print(row)
     doc = provenance(question="does the spread of FRAMER - baseline over seeds come from the end-point noise of a "

@@ -111,3 +111,18 @@ def test_seed_noise_wander_is_the_spread_around_the_trend():
     zigzag = {s: 20.0 + 0.001 * s + (0.1 if i % 2 else -0.1) for i, s in enumerate(range(50, 450, 50))}
     assert N.wander(zigzag) == pytest.approx(0.1, rel=0.2)
     assert N.wander({1: 1.0, 2: 2.0}) is None
+
+
+def test_power_reports_each_variants_spread_over_seeds_and_their_correlation(tmp_path):
+    W = _load("power")
+    rng = np.random.default_rng(1)
+    base, fram = rng.normal(0, 0.1, 6), rng.normal(0, 0.3, 6)  # per-seed offsets, drawn independently
+    rows = [{"task": "bicubic", "backbone": "tiny-dit", "variant": v, "seed": s, "image": f"im{i}",
+             "psnr": 25.0 + (0.0 if v == "baseline" else -0.5) + off[s] + 0.01 * i}
+            for v, off in (("baseline", base), ("framer", fram)) for s in range(6) for i in range(4)]
+    pd.DataFrame(rows).to_csv(tmp_path / "scores.csv", index=False)
+    (r,) = W.analyse(tmp_path / "scores.csv", "one-step")
+    assert r["sd_over_seeds_baseline"] == pytest.approx(base.std(ddof=1), abs=1e-4)
+    assert r["sd_over_seeds_framer"] == pytest.approx(fram.std(ddof=1), abs=1e-4)
+    assert r["corr_over_seeds"] == pytest.approx(np.corrcoef(base, fram)[0, 1], abs=1e-3)
+    assert r["effect"] == pytest.approx(-0.5 + (fram - base).mean(), abs=1e-4)

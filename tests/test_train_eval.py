@@ -72,11 +72,12 @@ def test_a_callback_sees_the_weights_that_will_be_saved(tmp_path):
     def look(step, bb):
         seen.append((step, {k: v.clone() for k, v in bb.model.state_dict().items()}))
 
-    run = T.train_sr(TrainConfig(**TINY), "baseline", tmp_path, progress=False, callback=look, callback_every=2)
+    run = T.probe_sr(TrainConfig(**TINY), "baseline", tmp_path, look, 2)
     assert [step for step, _ in seen] == [2, 3]  # every 2 steps, and the last
     saved = T.load_trained(run)[0].model.state_dict()
     assert all(torch.equal(seen[-1][1][k], saved[k]) for k in saved)  # the EMA weights, as saved
     assert not all(torch.equal(seen[0][1][k], saved[k]) for k in saved)
+    assert T.train_sr(TrainConfig(**TINY), "baseline", tmp_path, progress=False) == run  # the same run
 
 
 def test_done_runs_are_skipped_and_a_prior_trained_here_is_shared(tmp_path):

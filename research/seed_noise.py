@@ -16,6 +16,8 @@ DiT, this script
 
     python research/seed_noise.py                    # 12 runs, about 40 min on 2 cores
     python research/seed_noise.py --constant-seeds 0 1 2 3 4 --cosine-seeds 0 1 2
+    python research/seed_noise.py --cosine-seeds --constant-seeds 0 1 2 --trace 1350 --every 50 \
+        --runs build/seed_noise/whole --out research/results/seed_noise_whole_run.json   # when the seeds part
 
 Runs go to build/seed_noise/runs (resumable; a run trained elsewhere with the same key, e.g. by `make reproduce`,
 can be linked in: it is scored without a trace); each run's scores are kept beside it (seed_noise.json); writes
@@ -85,8 +87,11 @@ def one_run(schedule: str, variant: str, seed: int, runs: str, trace: int, every
     return out
 
 
-def wander(trace: dict) -> float | None:
-    """The spread (dB) of a run's traced scores around their least-squares line: how far its last steps move it."""
+def wander(trace: dict, last: int = 400) -> float | None:
+    """The spread (dB) of a run's traced scores over its `last` steps around their least-squares line: how far its
+    last steps move it."""
+    end = max((int(k) for k in trace), default=0)
+    trace = {int(k): v for k, v in trace.items() if int(k) > end - last}
     if len(trace) < 3:
         return None
     x, y = np.array(list(trace), float), np.array(list(trace.values()))
@@ -115,6 +120,19 @@ def summarise(results: list[dict], sample_steps: int) -> list[dict]:
     return out
 
 
+def over_training(results: list[dict]) -> list[dict]:
+    """Per schedule, variant and traced step: the mean and the spread over seeds of the one-step PSNR (when the
+    seeds part, and how the two variants move)."""
+    rows = [{"schedule": r["schedule"], "variant": r["variant"], "seed": r["seed"], "step": int(k), "psnr": v}
+            for r in results for k, v in r["trace"].items()]
+    if not rows:
+        return []
+    g = pd.DataFrame(rows).groupby(["schedule", "variant", "step"])["psnr"]
+    out = pd.concat({"seeds": g.size(), "mean": g.mean().round(3), "sd_over_seeds": g.std(ddof=1).round(4)}, axis=1)
+    out = out.reset_index()
+    return out.astype(object).where(out.notna(), None).to_dict("records")  # one seed: no spread (null, not NaN)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--constant-seeds", nargs="*", type=int, default=[0],
@@ -133,6 +151,7 @@ def main() -> None:
     for r in results:
         r["wander_db"] = wander(r["trace"])
     summary = summarise(results, p.train.sample_steps)
+    by_step = over_training(results)
     for row in summary:  # one run's end-point wander beside the spread over seeds it would explain
         for v in ("baseline", "framer"):
             w = [r["wander_db"] for r in results if (r["schedule"], r["variant"]) == (row["schedule"], v)
@@ -144,7 +163,7 @@ def main() -> None:
                      "constant LR, and does a cosine decay remove it? (validation photos)", split="val",
                      backbone=BACKBONE, profile="small", command=" ".join(["python research/seed_noise.py",
                                                                           *sys.argv[1:]]),
-                     intervals="[effect, 95% low, 95% high] over seeds", summary=summary,
+                     intervals="[effect, 95% low, 95% high] over seeds", summary=summary, over_training=by_step,
                      runs=[{k: v for k, v in r.items() if k != "names"} for r in results])
     Path(args.out).write_text(json.dumps(doc, indent=2, default=str))
     print(f"wrote {args.out}")

@@ -126,3 +126,13 @@ def test_power_reports_each_variants_spread_over_seeds_and_their_correlation(tmp
     assert r["sd_over_seeds_framer"] == pytest.approx(fram.std(ddof=1), abs=1e-4)
     assert r["corr_over_seeds"] == pytest.approx(np.corrcoef(base, fram)[0, 1], abs=1e-3)
     assert r["effect"] == pytest.approx(-0.5 + (fram - base).mean(), abs=1e-4)
+
+
+def test_seed_noise_over_training_gives_the_spread_over_seeds_per_step():
+    N = _load("seed_noise")
+    runs = [{"schedule": "cosine", "variant": "framer", "seed": k, "trace": {"50": 20.0 + k, "100": 21.0}}
+            for k in range(3)] + [{"schedule": "constant", "variant": "framer", "seed": 0, "trace": {"50": 5.0}}]
+    rows = {(r["schedule"], r["step"]): r for r in N.over_training(runs)}
+    assert rows["cosine", 50]["mean"] == 21.0 and rows["cosine", 50]["sd_over_seeds"] == 1.0
+    assert rows["cosine", 100]["sd_over_seeds"] == 0.0 and rows["cosine", 100]["seeds"] == 3
+    assert rows["constant", 50]["sd_over_seeds"] is None  # one seed: no spread

@@ -167,6 +167,29 @@ def main() -> None:
                      runs=[{k: v for k, v in r.items() if k != "names"} for r in results])
     Path(args.out).write_text(json.dumps(doc, indent=2, default=str))
     print(f"wrote {args.out}")
+    if any(len(r["trace"]) > 1 for r in results):
+        plot_traces(results, Path(args.out).with_suffix(".png"))
+
+
+def plot_traces(results: list[dict], path: Path) -> None:
+    """Each run's one-step validation PSNR over its traced steps, one panel per schedule."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    schedules = sorted({r["schedule"] for r in results if len(r["trace"]) > 1})
+    fig, axes = plt.subplots(1, len(schedules), figsize=(5 * len(schedules), 3.5), squeeze=False, sharey=True)
+    for ax, schedule in zip(axes[0], schedules):
+        for r in (r for r in results if r["schedule"] == schedule and len(r["trace"]) > 1):
+            steps = sorted(int(k) for k in r["trace"])
+            ax.plot(steps, [r["trace"][k] if k in r["trace"] else r["trace"][str(k)] for k in steps],
+                    color="C3" if r["variant"] == "framer" else "C0", lw=1, alpha=0.8,
+                    label=r["variant"] if r["seed"] == min(q["seed"] for q in results) else None)
+        ax.set(title=f"{schedule} LR, one run per seed", xlabel="SR step")
+        ax.legend()
+    axes[0][0].set_ylabel("one-step PSNR, validation crops (dB)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -56,11 +56,11 @@ def validation(p) -> tuple:
     return test, torch.stack(test.hr)
 
 
-def one_run(schedule: str, variant: str, seed: int, runs: str, trace: int, every: int) -> dict:
+def one_run(schedule: str, variant: str, seed: int, runs: str, trace: int, every: int, profile_name: str) -> dict:
     """Train (or find) one run; its one-step validation PSNR every `every` steps over the last `trace` steps, and
     its final scores."""
     torch.set_num_threads(1)
-    p = profile("small")
+    p = profile(profile_name)
     cfg = p.train_for(BACKBONE, seed=seed, lr_schedule=schedule)
     kept = sr_run(cfg, variant, runs).path / "seed_noise.json"
     if kept.exists():  # scored before (with its trace, if this script trained it)
@@ -141,11 +141,12 @@ def main() -> None:
     ap.add_argument("--trace", type=int, default=400, help="steps before the end over which each run is traced")
     ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--runs", default=str(ROOT / "build" / "seed_noise" / "runs"))
+    ap.add_argument("--profile", default="small", help="the profile whose DiT recipe is trained (smoke: a dry run)")
     ap.add_argument("--out", default=str(ROOT / "research" / "results" / "seed_noise.json"))
     args = ap.parse_args()
-    p = profile("small")
+    p = profile(args.profile)
     seeds = {"constant": args.constant_seeds, "cosine": args.cosine_seeds}
-    jobs = [(s, v, seed, args.runs, args.trace, args.every) for s in seeds for seed in seeds[s]
+    jobs = [(s, v, seed, args.runs, args.trace, args.every, args.profile) for s in seeds for seed in seeds[s]
             for v in ("framer", "baseline")]
     results = parallel(one_run, jobs, desc="runs")
     for r in results:
@@ -161,7 +162,7 @@ def main() -> None:
         print(row)
     doc = provenance(question="does the spread of FRAMER - baseline over seeds come from the end-point noise of a "
                      "constant LR, and does a cosine decay remove it? (validation photos)", split="val",
-                     backbone=BACKBONE, profile="small", command=" ".join(["python research/seed_noise.py",
+                     backbone=BACKBONE, profile=args.profile, command=" ".join(["python research/seed_noise.py",
                                                                           *sys.argv[1:]]),
                      intervals="[effect, 95% low, 95% high] over seeds", summary=summary, over_training=by_step,
                      runs=[{k: v for k, v in r.items() if k != "names"} for r in results])

@@ -136,3 +136,24 @@ def test_seed_noise_over_training_gives_the_spread_over_seeds_per_step():
     assert rows["cosine", 50]["mean"] == 21.0 and rows["cosine", 50]["sd_over_seeds"] == 1.0
     assert rows["cosine", 100]["sd_over_seeds"] == 0.0 and rows["cosine", 100]["seeds"] == 3
     assert rows["constant", 50]["sd_over_seeds"] is None  # one seed: no spread
+
+
+def test_seed_noise_runs_end_to_end_on_smoke(tmp_path):
+    import json
+    import subprocess
+    import sys
+    script = Path(__file__).parents[1] / "research" / "seed_noise.py"
+    out = tmp_path / "noise.json"
+    args = [sys.executable, str(script), "--profile", "smoke", "--constant-seeds", "0", "--cosine-seeds", "0", "1",
+            "--trace", "4", "--every", "2", "--runs", str(tmp_path / "runs"), "--out", str(out)]
+    subprocess.run(args, check=True, capture_output=True, timeout=900)
+    doc = json.loads(out.read_text())
+    assert {(r["schedule"], r["variant"], r["seed"]) for r in doc["runs"]} == {
+        (s, v, k) for s, ks in (("constant", [0]), ("cosine", [0, 1])) for v in ("baseline", "framer") for k in ks}
+    assert all(sorted(map(int, r["trace"])) == [2, 4] and set(r["final"]) == {"1", "2"} for r in doc["runs"])
+    cosine_1step = next(r for r in doc["summary"] if (r["schedule"], r["steps"]) == ("cosine", 1))
+    assert cosine_1step["seeds"] == 2 and len(cosine_1step["effect"]) == 3  # an interval over the two seeds
+    assert out.with_suffix(".png").exists() and doc["profile"] == "smoke"
+    first = {(r["schedule"], r["variant"], r["seed"]): r["final"] for r in doc["runs"]}
+    subprocess.run(args, check=True, capture_output=True, timeout=900)  # runs and scores are kept: the same
+    assert {(r["schedule"], r["variant"], r["seed"]): r["final"] for r in json.loads(out.read_text())["runs"]} == first

@@ -15,6 +15,7 @@ DiT, this script
   95% interval over seeds, and the minimum detectable effect (research/power.py) of 5 seeds on these 8 crops.
 
     python research/seed_noise.py                    # 12 runs, about 40 min on 2 cores
+    python research/seed_noise.py --constant-seeds 0 1 2 3 4   # what results/seed_noise.json holds
     python research/seed_noise.py --constant-seeds 0 1 2 3 4 --cosine-seeds 0 1 2
     python research/seed_noise.py --cosine-seeds --constant-seeds 0 1 2 --trace 1350 --every 50 \
         --runs build/seed_noise/whole --out research/results/seed_noise_whole_run.json   # when the seeds part

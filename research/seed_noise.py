@@ -100,7 +100,7 @@ def wander(trace: dict, last: int = 400) -> float | None:
     return float(math.sqrt((resid ** 2).sum() / (len(y) - 2)))
 
 
-def summarise(results: list[dict], sample_steps: int) -> list[dict]:
+def summarise(results: list[dict]) -> list[dict]:
     rows = [{"schedule": r["schedule"], "variant": r["variant"], "seed": r["seed"], "steps": int(k), "image": n,
              "psnr": v} for r in results for k, vals in r["final"].items() for n, v in zip(r["names"], vals)]
     df = pd.DataFrame(rows)
@@ -145,14 +145,13 @@ def main() -> None:
     ap.add_argument("--profile", default="small", help="the profile whose DiT recipe is trained (smoke: a dry run)")
     ap.add_argument("--out", default=str(ROOT / "research" / "results" / "seed_noise.json"))
     args = ap.parse_args()
-    p = profile(args.profile)
     seeds = {"constant": args.constant_seeds, "cosine": args.cosine_seeds}
     jobs = [(s, v, seed, args.runs, args.trace, args.every, args.profile) for s in seeds for seed in seeds[s]
             for v in ("framer", "baseline")]
     results = parallel(one_run, jobs, desc="runs")
     for r in results:
         r["wander_db"] = wander(r["trace"])
-    summary = summarise(results, p.train.sample_steps)
+    summary = summarise(results)
     by_step = over_training(results)
     for row in summary:  # one run's end-point wander beside the spread over seeds it would explain
         for v in ("baseline", "framer"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .paths import DATA_ROOT
-from .stats import Comparison, compare, per_seed_differences, photo_of
+from .stats import MDE_TARGETS, Comparison, compare, per_seed_differences, photo_of
 from .tables import markdown
 from .verdicts import low_first_high_later
 
@@ -30,6 +30,8 @@ YARDSTICK_KERNEL = 3  # the linear filter the one-step estimates are compared wi
 EARLY_DEPTH = 0.75  # "intermediate layers": the first three quarters of depth
 # The stored scores of the residual contrast (profile small-residual), what the README compares the shipped setting to
 CONTRAST = Path(__file__).resolve().parents[1] / "research" / "results" / "small_residual"
+# The stored scores of the shipped comparison on more seeds than the budget allows (research/many_seeds.py)
+MANY_SEEDS = Path(__file__).resolve().parents[1] / "research" / "results" / "many_seeds"
 
 
 # ---------------------------------------------------------------- the finding
@@ -38,14 +40,16 @@ def _comparison(df: pd.DataFrame, backbone: str, metric: str) -> Comparison:
     return compare(per_seed_differences(df[df["backbone"] == backbone], metric, "framer", "baseline"), metric)
 
 
-def _said(c: Comparison, unit: str, higher_is_better: bool = True) -> str:
-    """'+0.19 dB [-0.50, +0.88] (inconclusive, MDE 0.86 dB)': the effect, its interval and what it decides."""
+def _said(c: Comparison, unit: str, higher_is_better: bool = True, target: float | None = None) -> str:
+    """'+0.19 dB [-0.50, +0.88] (inconclusive, MDE 0.86 dB)': the effect, its interval and what it decides; with a
+    `target`, whether the MDE reaches it."""
     if c.n_seeds < 2:
         return f"{c.effect:+.2f}{' ' + unit if unit else ''} (one seed: no interval, inconclusive)"
     word = {"better": "FRAMER better", "worse": "FRAMER worse", "inconclusive": "inconclusive"}[
         c.verdict(higher_is_better)]
     u = f" {unit}" if unit else ""
-    return f"{c.effect:+.2f}{u} [{c.low:+.2f}, {c.high:+.2f}] ({word}; MDE {c.mde:.2f}{u})"
+    aim = "" if target is None else f", {'within' if c.mde <= target else 'above'} the {target:.2f}{u} target"
+    return f"{c.effect:+.2f}{u} [{c.low:+.2f}, {c.high:+.2f}] ({word}; MDE {c.mde:.2f}{u}{aim})"
 
 
 def _gap(gaps: pd.DataFrame, backbone: str, t: int) -> str:
@@ -106,10 +110,11 @@ def _design(one: pd.DataFrame) -> str:
     return f"{images.nunique()} test crops of {images.map(photo_of).nunique()} photos"
 
 
-def finding(figures: Path, contrast: Path | None = CONTRAST) -> str:
+def finding(figures: Path, contrast: Path | None = CONTRAST, many_seeds: Path | None = MANY_SEEDS) -> str:
     """FRAMER against the baseline one-step (overall and per band) and sampled, per backbone, with intervals over
     seeds; whether each starting point shows the premise FRAMER corrects; from those verdicts, where FRAMER helped;
-    and the same for the residual contrast's stored scores (`contrast`), where there are some."""
+    and the same for the residual contrast's stored scores (`contrast`) and the many-seed scores (`many_seeds`),
+    where there are some."""
     figures = Path(figures)
     one, many, backbones, steps = _scores(figures)
     targets = _targets(figures, backbones)
@@ -136,8 +141,26 @@ def finding(figures: Path, contrast: Path | None = CONTRAST) -> str:
               f"t = 300 / 700 (95% interval over {n} photos): {ours} on our starting points, against {paper} read "
               "off the paper's Fig. 3.")
         s4 = _where(observed, gaps, one, many, steps)
-    s5 = _contrast(contrast) if contrast and (Path(contrast) / "observe_premise_gap.csv").exists() else ""
-    return "\n".join(f"- {s}" for s in (s1, s2, s3, s4, s5) if s)
+    s5 = _more_seeds(many_seeds) if many_seeds and (Path(many_seeds) / "results_per_image.csv").exists() else ""
+    s6 = _contrast(contrast) if contrast and (Path(contrast) / "observe_premise_gap.csv").exists() else ""
+    return "\n".join(f"- {s}" for s in (s1, s2, s3, s4, s5, s6) if s)
+
+
+def _more_seeds(folder: Path) -> str:
+    """The same comparison over the many seeds research/many_seeds.py trained, and whether its MDEs reach the
+    targets (`stats.MDE_TARGETS`)."""
+    folder = Path(folder)
+    one, many, backbones, steps = _scores(folder)
+    prov = json.loads((folder / "results_per_image.csv.provenance.json").read_text())
+
+    def said(df: pd.DataFrame, b: str, output: str) -> str:
+        return _said(_comparison(df, b, "psnr"), "dB", target=MDE_TARGETS[output])
+    n = _comparison(one, backbones[0], "psnr").n_seeds
+    per = "; ".join(f"{b} {said(one, b, 'one-step')} one step and {said(many, b, 'sampled')} in {steps}-step "
+                    "PSNR" for b in backbones)
+    return (f"On more seeds than the budget allows (`{prov['command']}`: the same runs, crops and sampler noise on "
+            f"seeds 0-{n - 1}; scores and provenance in `research/results/many_seeds/`), FRAMER minus the baseline "
+            f"over {n} seeds is {per}.")
 
 
 def _contrast(folder: Path) -> str:

@@ -16,6 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+# The MDE of FRAMER - baseline in PSNR a design should reach to resolve effects of the size that matter here (dB)
+MDE_TARGETS = {"one-step": 0.05, "sampled": 0.10}
+
 
 @dataclass(frozen=True)
 class Comparison:

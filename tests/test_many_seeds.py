@@ -1,0 +1,93 @@
+"""research/many_seeds.py: FRAMER - baseline over the first k seeds, measured, beside the power projection."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from framer_nb.stats import compare, per_seed_differences
+
+SCRIPT = Path(__file__).parents[1] / "research" / "many_seeds.py"
+
+
+def _load():
+    sys.path.insert(0, str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("many_seeds", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _scores(effect: float, seed_sd: float, n_seeds: int, crops: int = 8, rng_seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(rng_seed)
+    level = rng.normal(effect, seed_sd, n_seeds)
+    return pd.DataFrame([{"backbone": "dit", "variant": v, "seed": s, "image": f"photo_{i}",
+                          "psnr": 25.0 + 0.1 * i + (level[s] + rng.normal(0, 0.05) if v == "framer" else 0.0)}
+                         for v in ("baseline", "framer") for s in range(n_seeds) for i in range(crops)])
+
+
+def test_by_seeds_reports_every_prefix_with_the_readmes_method():
+    M = _load()
+    df = _scores(-0.3, 0.1, 6)
+    rows = M.by_seeds(df, "dit", "one-step", projected={"s_a": 0.1, "s_e": 0.05})
+    assert [r["seeds"] for r in rows] == [2, 3, 4, 5, 6]
+    d = per_seed_differences(df, "psnr", "framer", "baseline")
+    for r in rows:
+        c = compare(d.iloc[:r["seeds"]])
+        assert (r["effect"], r["low"], r["high"], r["mde"]) == pytest.approx((c.effect, c.low, c.high, c.mde), abs=1e-4)
+        assert r["meets_target"] == (r["mde"] <= 0.05)
+    assert rows[-1]["verdict"] == "worse"
+    assert rows[0]["mde_projected"] > rows[-1]["mde_projected"]  # more seeds, a smaller projected MDE
+
+
+@pytest.mark.parametrize("effect, sd, verdict, meets", [(-0.3, 0.02, "worse", True), (0.3, 0.02, "better", True),
+                                                         (0.0, 0.3, "inconclusive", False)])
+def test_by_seeds_can_say_each_outcome_and_fail_the_target(effect, sd, verdict, meets):
+    M = _load()
+    last = M.by_seeds(_scores(effect, sd, 12, rng_seed=3), "dit", "sampled")[-1]
+    assert last["verdict"] == verdict and last["meets_target"] is meets and last["target"] == 0.10
+    assert "mde_projected" not in last  # no power analysis given: no projection
+
+
+def test_many_seeds_runs_end_to_end_on_smoke_and_reports_trained_pairs_only(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    args = [sys.executable, str(SCRIPT), "--profile", "smoke", "--seeds", "2", "--runs", str(runs), "--workers", "1",
+            "--results", str(tmp_path / "results"), "--out", str(out)]
+    subprocess.run(args, check=True, capture_output=True, timeout=900)
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["seeds"] == [0, 1] and {o["output"] for o in doc["outputs"]} == {"one-step", "sampled"}
+    assert (out / "mde_by_seeds.png").exists() and (out / "results_per_image.csv.provenance.json").exists()
+    for o in doc["outputs"]:
+        name = "results_per_image_1step.csv" if o["output"] == "one-step" else "results_per_image.csv"
+        df = pd.read_csv(out / name)
+        assert set(df["variant"]) == {"bicubic", "baseline", "framer"}
+        c = compare(per_seed_differences(df[df["backbone"] == o["backbone"]], "psnr", "framer", "baseline"))
+        assert o["all_seeds"]["effect"] == pytest.approx(c.effect, abs=1e-4) and o["all_seeds"]["seeds"] == 2
+
+    M = _load()
+    assert M.trained_seeds(M.design(4, "smoke"), runs) == (0, 1)  # seeds 2, 3 not trained: reported over 0, 1
+    again = subprocess.run([*args[:5], "4", *args[6:], "--no-train"], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and json.loads((out / "summary.json").read_text())["outputs"] == doc["outputs"]
+    bad = subprocess.run([*args, "--no-train", "--runs", str(tmp_path / "empty")], capture_output=True, text=True,
+                         timeout=900)
+    assert bad.returncode != 0 and "fewer than two leading seeds trained" in bad.stderr
+
+
+@pytest.mark.parametrize("sd, word", [(0.01, "within"), (0.3, "above")])
+def test_the_readme_says_whether_the_many_seed_mde_reaches_the_target(tmp_path, sd, word):
+    from framer_nb.readme import _more_seeds
+    df = _scores(-0.3, sd, 10).assign(task="bicubic")
+    for name in ("results_per_image_1step.csv", "results_per_image.csv"):
+        df.to_csv(tmp_path / name, index=False)
+    (tmp_path / "results_per_image.csv.provenance.json").write_text(
+        json.dumps({"steps": 10, "command": "python research/many_seeds.py --seeds 10"}))
+    said = _more_seeds(tmp_path)
+    c = compare(per_seed_differences(df, "psnr", "framer", "baseline"))
+    assert f"over 10 seeds is dit {c.effect:+.2f} dB [{c.low:+.2f}, {c.high:+.2f}]" in said
+    assert f"{word} the 0.05 dB target) one step" in said and f"{word} the 0.10 dB target) in 10-step PSNR" in said
+    assert "`python research/many_seeds.py --seeds 10`" in said and "seeds 0-9" in said

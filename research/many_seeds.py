@@ -112,7 +112,7 @@ def plot(summary: dict, path: Path) -> None:
         if "mde_projected" in rows:
             ax.plot(rows["seeds"], rows["mde_projected"], "--", label=f"projected from {o['projected_from']} seeds")
         ax.axhline(o["target"], color="k", lw=0.8, ls=":", label=f"target {o['target']} dB")
-        ax.set(title=f"{o['backbone']}, {o['output']} PSNR", ylabel="MDE (dB)")
+        ax.set(title=f"{o['backbone']}, {o['output']} PSNR", ylabel="MDE (dB, log scale)", yscale="log")
         ax.legend(fontsize=8)
         ax = axes[1, j]
         ax.fill_between(rows["seeds"], rows["low"], rows["high"], alpha=0.3, label="95% interval")
@@ -148,9 +148,13 @@ def main() -> None:
     p = replace(p, seeds=seeds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python research/many_seeds.py", *sys.argv[1:]])
+    # what reproduces these scores from a fresh clone (the flags that only say where, or how many processes, aside)
+    command = f"python research/many_seeds.py --seeds {len(seeds)}" + (
+        f" --profile {args.profile}" if args.profile != "small" else "")
     outputs = []
-    for name, (df, meta) in score_all(p, args.runs, args.results, progress=False).items():
+    scores = score_all(p, args.runs, args.results, progress=False)
+    for name in OUTPUTS:  # one step first
+        df, meta = scores[name]
         df = df[df["variant"].isin(["bicubic", *p.main_variants])]
         save_csv(df, out / name, profile=p.name, seeds=list(seeds), command=command, **meta)
         output = OUTPUTS[name]
@@ -161,7 +165,8 @@ def main() -> None:
                             "target": TARGETS[output], "projected_from": proj and proj["from_seeds"],
                             "all_seeds": rows[-1], "by_seeds": rows})
     summary = provenance(question="does FRAMER - baseline reach the target MDE with more seeds, as projected?",
-                         profile=p.name, seeds=list(seeds), test_images=p.n_test, command=command, outputs=outputs)
+                         profile=p.name, seeds=list(seeds), test_images=p.n_test, command=command,
+                         invoked=" ".join(["python research/many_seeds.py", *sys.argv[1:]]), outputs=outputs)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     plot(summary, out / "mde_by_seeds.png")
     for o in outputs:

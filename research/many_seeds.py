@@ -103,6 +103,7 @@ def plot(summary: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     outs = summary["outputs"]
     fig, axes = plt.subplots(2, len(outs), figsize=(5 * len(outs), 6.5), sharex=True, squeeze=False)
     for j, o in enumerate(outs):
@@ -119,6 +120,7 @@ def plot(summary: dict, path: Path) -> None:
         ax.plot(rows["seeds"], rows["effect"], "o-", label="FRAMER − baseline")
         ax.axhline(0, color="k", lw=0.8)
         ax.set(xlabel="seeds", ylabel="effect (dB)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -15,7 +15,7 @@ step 0.05 dB, sampled 0.10 dB).
     python research/many_seeds.py --seeds 20 --no-train   # score and report the pairs already trained
 
 Runs go to --runs (default build/runs, where `make reproduce` puts them). Writes research/results/many_seeds/:
-the per-image scores (results_per_image_1step.csv, results_per_image.csv, provenance beside each), summary.json
+the per-image scores (results_per_image_1step.csv, results_per_image.csv, provenance beside each), by_seeds.json
 and mde_by_seeds.png.
 """
 
@@ -169,7 +169,7 @@ def main() -> None:
     summary = provenance(question="does FRAMER - baseline reach the target MDE with more seeds, as projected?",
                          profile=p.name, seeds=list(seeds), test_images=p.n_test, command=command,
                          invoked=" ".join(["python research/many_seeds.py", *sys.argv[1:]]), outputs=outputs)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (out / "by_seeds.json").write_text(json.dumps(summary, indent=2, default=str))
     plot(summary, out / "mde_by_seeds.png")
     for o in outputs:
         a = o["all_seeds"]

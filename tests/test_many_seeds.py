@@ -59,7 +59,7 @@ def test_many_seeds_runs_end_to_end_on_smoke_and_reports_trained_pairs_only(tmp_
     args = [sys.executable, str(SCRIPT), "--profile", "smoke", "--seeds", "2", "--runs", str(runs), "--workers", "1",
             "--results", str(tmp_path / "results"), "--out", str(out)]
     subprocess.run(args, check=True, capture_output=True, timeout=900)
-    doc = json.loads((out / "summary.json").read_text())
+    doc = json.loads((out / "by_seeds.json").read_text())
     assert doc["seeds"] == [0, 1] and {o["output"] for o in doc["outputs"]} == {"one-step", "sampled"}
     assert (out / "mde_by_seeds.png").exists() and (out / "results_per_image.csv.provenance.json").exists()
     for o in doc["outputs"]:
@@ -72,7 +72,7 @@ def test_many_seeds_runs_end_to_end_on_smoke_and_reports_trained_pairs_only(tmp_
     M = _load()
     assert M.trained_seeds(M.design(4, "smoke"), runs) == (0, 1)  # seeds 2, 3 not trained: reported over 0, 1
     again = subprocess.run([*args[:5], "4", *args[6:], "--no-train"], capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0 and json.loads((out / "summary.json").read_text())["outputs"] == doc["outputs"]
+    assert again.returncode == 0 and json.loads((out / "by_seeds.json").read_text())["outputs"] == doc["outputs"]
     bad = subprocess.run([*args, "--no-train", "--runs", str(tmp_path / "empty")], capture_output=True, text=True,
                          timeout=900)
     assert bad.returncode != 0 and "fewer than two leading seeds trained" in bad.stderr

@@ -48,10 +48,9 @@ def _said(c: Comparison, unit: str, higher_is_better: bool = True, target: float
     word = {"better": "FRAMER better", "worse": "FRAMER worse", "inconclusive": "inconclusive"}[
         c.verdict(higher_is_better)]
     u = f" {unit}" if unit else ""
-    if target is None:
-        return f"{c.effect:+.2f}{u} [{c.low:+.2f}, {c.high:+.2f}] ({word}; MDE {c.mde:.2f}{u})"
-    aim = f"{'within' if c.mde <= target else 'above'} the {target:.2f}{u} target"
-    return f"{c.effect:+.2f}{u} [{c.low:+.2f}, {c.high:+.2f}] ({word}; MDE {c.mde:.3f}{u}, {aim})"
+    mde = f"MDE {c.mde:.2f}{u}" if target is None else (
+        f"MDE {c.mde:.3f}{u}, {'within' if c.mde <= target else 'above'} the {target:.2f}{u} target")
+    return f"{c.effect:+.2f}{u} [{c.low:+.2f}, {c.high:+.2f}] ({word}; {mde})"
 
 
 def _gap(gaps: pd.DataFrame, backbone: str, t: int) -> str:

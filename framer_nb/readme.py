@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .paths import DATA_ROOT
-from .stats import MDE_TARGETS, Comparison, compare, per_seed_differences, photo_of
+from .stats import MDE_TARGETS, Comparison, compare, per_photo_differences, per_seed_differences, photo_of
 from .tables import markdown
 from .verdicts import low_first_high_later
 
@@ -159,9 +159,32 @@ def _more_seeds(folder: Path) -> str:
     n = _comparison(one, backbones[0], "psnr").n_seeds
     per = "; ".join(f"{b} {said(one, b, 'one-step')} one step and {said(many, b, 'sampled')} in {steps}-step "
                     "PSNR" for b in backbones)
+    where = " ".join(_photos(one, b, len(backbones) > 1) for b in backbones)
     return (f"On more seeds than the budget allows (`{prov['command']}`: the same runs, crops and sampler noise on "
             f"seeds 0-{n - 1}; scores and provenance in `research/results/many_seeds/`), FRAMER minus the baseline "
-            f"over {n} seeds is {per}.")
+            f"over {n} seeds is {per}. {where}")
+
+
+def _photos(one: pd.DataFrame, backbone: str, named: bool = False) -> str:
+    """Where the one-step effect lies: its verdict on each test photo (interval over seeds), and the effect with
+    the photos as the unit (t over the photos' seed-averaged effects), which is what the test photos can say
+    about other photos like them."""
+    d = per_photo_differences(one[one["backbone"] == backbone], "psnr", "framer", "baseline")
+    per = {ph: compare(d[ph], "psnr") for ph in d.columns}
+    counts = pd.Series([c.verdict() for c in per.values()]).value_counts()
+    n = len(per)
+    verdicts = (f"{counts.index[0]} on the one test photo" if n == 1 else
+                f"{counts.index[0]} on all {n} test photos" if len(counts) == 1 else
+                ", ".join(f"{w} on {k}" for w, k in counts.items()) + f" of the {n} test photos")
+    lo, hi = min(per, key=lambda ph: per[ph].effect), max(per, key=lambda ph: per[ph].effect)
+    head = f"One step{' on ' + backbone if named else ''}, FRAMER is {verdicts}"
+    if n < 2:
+        return f"{head}; one test photo cannot say whether it extends to other photos."
+    over = compare(d.mean(axis=0), "psnr")
+    reach = (f"the {n} test photos say it extends to other photos like them" if over.verdict() != "inconclusive"
+             else f"{n} test photos cannot say whether it extends to other photos like them")
+    return (f"{head} (from {per[hi].effect:+.2f} dB, {hi}, to {per[lo].effect:+.2f} dB, {lo}); with the photos as "
+            f"the unit the effect is {_said(over, 'dB')}, so {reach}.")
 
 
 def _contrast(folder: Path) -> str:

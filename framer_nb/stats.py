@@ -58,6 +58,19 @@ def per_seed_differences(df: pd.DataFrame, metric: str, a: str, b: str) -> pd.Se
     return (wide[a] - wide[b]).groupby(level="seed").mean()
 
 
+def per_photo_differences(df: pd.DataFrame, metric: str, a: str, b: str) -> pd.DataFrame:
+    """Per seed (rows) and photo (columns), the mean over the photo's crops of variant `a` minus variant `b`.
+    Each column's mean over seeds is that photo's effect; with equal crops per photo, the mean over photos of
+    those is the effect `per_seed_differences` gives."""
+    wide = df[df["variant"].isin([a, b])].pivot_table(index=["seed", "image"], columns="variant", values=metric)
+    wide = wide.dropna()
+    if a not in wide or b not in wide:
+        return pd.DataFrame()
+    d = (wide[a] - wide[b]).rename("d").reset_index()
+    d["photo"] = d["image"].map(photo_of)
+    return d.pivot_table(index="seed", columns="photo", values="d", aggfunc="mean")
+
+
 def compare(diffs: pd.Series | np.ndarray, metric: str = "") -> Comparison:
     """The t-interval (95%) and MDE (80% power) of the mean of per-seed differences."""
     d = np.asarray(diffs, dtype=float)

@@ -9,7 +9,9 @@ scores every run on `small`'s 8 test crops one step and with the profile's sampl
 scores are cached in the run folders, so the reproduce's own runs, seeds 0-4 with the same keys, are reused as
 they are), and reports FRAMER - baseline with the README's method (framer_nb.stats: Student's t over per-seed
 differences) over the first k seeds for every k, beside power.py's projection from 5 seeds and the targets (one
-step 0.05 dB, sampled 0.10 dB).
+step 0.05 dB, sampled 0.10 dB). Over all the seeds it also says where the effect lies: on each test photo
+(interval over seeds), and with the photos as the unit (t over the photos' seed-averaged effects), which is what
+the test photos say about other photos like them.
 
     python research/many_seeds.py --seeds 20        # about 7 min of training per seed on 2 cores beyond seed 4
     python research/many_seeds.py --seeds 20 --no-train   # score and report the pairs already trained
@@ -35,7 +37,7 @@ from framer_nb.observe import save_csv
 from framer_nb.pipeline import run_of, run_specs, score_all, train_all
 from framer_nb.provenance import provenance
 from framer_nb.stats import MDE_TARGETS as TARGETS
-from framer_nb.stats import compare, per_seed_differences
+from framer_nb.stats import Comparison, compare, per_photo_differences, per_seed_differences
 
 sys.path.insert(0, str(Path(__file__).parent))
 from power import mde  # noqa: E402
@@ -81,13 +83,25 @@ def by_seeds(df: pd.DataFrame, backbone: str, output: str, projected: dict | Non
     rows = []
     for k in range(2, len(d) + 1):
         c = compare(d.iloc[:k], metric)
-        row = {"seeds": k, "effect": round(c.effect, 4), "low": round(c.low, 4), "high": round(c.high, 4),
-               "mde": round(c.mde, 4), "verdict": c.verdict(), "target": TARGETS[output],
-               "meets_target": bool(c.mde <= TARGETS[output])}
+        row = {"seeds": k, **_row(c), "target": TARGETS[output], "meets_target": bool(c.mde <= TARGETS[output])}
         if projected:
             row["mde_projected"] = round(mde(k, crops, projected["s_a"], projected["s_e"]), 4)
         rows.append(row)
     return rows
+
+
+def _row(c: Comparison) -> dict:
+    return {"effect": round(c.effect, 4), "low": round(c.low, 4), "high": round(c.high, 4), "mde": round(c.mde, 4),
+            "verdict": c.verdict()}
+
+
+def by_photo(df: pd.DataFrame, backbone: str, metric: str = "psnr") -> dict:
+    """Where the effect lies: FRAMER - baseline on each test photo (interval over seeds), and with the photos as
+    the unit (the seed-averaged effect of each photo; t over photos): whether the test photos let the effect
+    generalise to other photos like them."""
+    d = per_photo_differences(df[df["backbone"] == backbone], metric, "framer", "baseline")
+    return {"photos": {ph: _row(compare(d[ph], metric)) for ph in d.columns},
+            "over_photos": {**_row(compare(d.mean(axis=0), metric)), "n_photos": d.shape[1]}}
 
 
 def projection(power: Path, backbone: str, output: str) -> dict | None:
@@ -165,7 +179,7 @@ def main() -> None:
             rows = by_seeds(df, b, output, proj)
             outputs.append({"backbone": b, "output": output, "steps": meta["steps"], "metric": "psnr",
                             "target": TARGETS[output], "projected_from": proj and proj["from_seeds"],
-                            "all_seeds": rows[-1], "by_seeds": rows})
+                            "all_seeds": rows[-1], "by_seeds": rows, "by_photo": by_photo(df, b)})
     summary = provenance(question="does FRAMER - baseline reach the target MDE with more seeds, as projected?",
                          profile=p.name, seeds=list(seeds), test_images=p.n_test, command=command,
                          invoked=" ".join(["python research/many_seeds.py", *sys.argv[1:]]), outputs=outputs)
@@ -176,6 +190,10 @@ def main() -> None:
         print(f"{o['backbone']} {o['output']:8s} {a['seeds']} seeds: {a['effect']:+.3f} dB [{a['low']:+.3f}, "
               f"{a['high']:+.3f}] ({a['verdict']}), MDE {a['mde']:.3f} (target {a['target']}: "
               f"{'met' if a['meets_target'] else 'not met'})")
+        ph = o["by_photo"]
+        print("    per photo: " + ", ".join(f"{k} {v['effect']:+.2f} ({v['verdict']})" for k, v in ph["photos"].items())
+              + f"; over {ph['over_photos']['n_photos']} photos {ph['over_photos']['effect']:+.3f} dB "
+              f"[{ph['over_photos']['low']:+.3f}, {ph['over_photos']['high']:+.3f}]")
     print(f"wrote {out}")
 
 

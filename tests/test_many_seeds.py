@@ -91,3 +91,40 @@ def test_the_readme_says_whether_the_many_seed_mde_reaches_the_target(tmp_path, 
     assert f"over 10 seeds is dit {c.effect:+.2f} dB [{c.low:+.2f}, {c.high:+.2f}]" in said
     assert f"{word} the 0.05 dB target) one step" in said and f"{word} the 0.10 dB target) in 10-step PSNR" in said
     assert "`python research/many_seeds.py --seeds 10`" in said and "seeds 0-9" in said
+
+
+def _photo_scores(photo_effects: list[float], n_seeds: int = 10, seed_sd: float = 0.02) -> pd.DataFrame:
+    """Two crops per photo; FRAMER's effect on photo j is photo_effects[j] plus seed-level noise."""
+    rng = np.random.default_rng(7)
+    return pd.DataFrame([{"backbone": "dit", "variant": v, "seed": s, "image": f"p{j}_{i}",
+                          "psnr": 25.0 + i + (e + rng.normal(0, seed_sd) if v == "framer" else 0.0)}
+                         for v in ("baseline", "framer") for s in range(n_seeds)
+                         for j, e in enumerate(photo_effects) for i in range(2)])
+
+
+@pytest.mark.parametrize("effects, each, over", [([-0.4, -0.5, -0.45, -0.55], "worse", "worse"),
+                                                  ([-0.4, -1.5, -0.1, -0.6], "worse", "inconclusive"),
+                                                  ([-0.5, 0.5, -0.4, 0.6], None, "inconclusive")])
+def test_by_photo_says_where_the_effect_lies_and_whether_it_generalises(effects, each, over):
+    M = _load()
+    res = M.by_photo(_photo_scores(effects), "dit")
+    verdicts = [r["verdict"] for r in res["photos"].values()]
+    assert len(verdicts) == 4 and (each is None or set(verdicts) == {each})
+    if each is None:  # photos that disagree in sign: each decided its own way
+        assert set(verdicts) == {"better", "worse"}
+    o = res["over_photos"]
+    assert o["verdict"] == over and o["n_photos"] == 4
+    assert o["effect"] == pytest.approx(np.mean(effects), abs=0.02) and o["mde"] > 0
+
+
+@pytest.mark.parametrize("effects, said", [
+    ([-0.4, -0.5, -0.45, -0.55], ("worse on all 4 test photos (from -0.40 dB, p0, to -0.55 dB, p3)",
+                                  "(FRAMER worse;", "the 4 test photos say it extends")),
+    ([-0.4, -1.5, -0.1, -0.6], ("worse on all 4 test photos", "(inconclusive;", "4 test photos cannot say")),
+    ([-0.5, 0.5, -0.4, 0.6], ("worse on 2, better on 2 of the 4 test photos", "4 test photos cannot say")),
+    ([-0.5], ("worse on the one test photo;", "one test photo cannot say")),
+])
+def test_the_readme_says_on_which_photos_and_whether_the_photos_generalise(effects, said):
+    from framer_nb.readme import _photos
+    text = _photos(_photo_scores(effects), "dit")
+    assert all(s in text for s in said), text

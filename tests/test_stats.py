@@ -51,3 +51,17 @@ def test_crops_are_grouped_by_their_photo():
     from framer_nb.stats import photo_of
     assert photo_of("grace_hopper_1") == "grace_hopper" and photo_of("snow_road_0") == "snow_road"
     assert photo_of("coffee") == "coffee" and photo_of("motorcycle_left") == "motorcycle_left"
+
+
+def test_per_photo_differences_average_a_photos_crops_within_each_seed():
+    from framer_nb.stats import per_photo_differences
+    gain = {"cat_0": 0.1, "cat_1": 0.3, "road_0": -0.2, "road_1": -0.2}
+    rows = [{"seed": s, "image": i, "variant": v, "psnr": 25.0 + s + (g + 0.01 * s if v == "framer" else 0.0)}
+            for s in range(3) for i, g in gain.items() for v in ("baseline", "framer")]
+    df = pd.DataFrame(rows)
+    d = per_photo_differences(df, "psnr", "framer", "baseline")
+    assert list(d.columns) == ["cat", "road"] and list(d.index) == [0, 1, 2]
+    assert np.allclose(d["cat"], [0.20, 0.21, 0.22]) and np.allclose(d["road"], [-0.20, -0.19, -0.18])
+    # two crops per photo: the mean over photos is the per-seed effect
+    assert np.allclose(d.mean(axis=1), per_seed_differences(df, "psnr", "framer", "baseline"))
+    assert per_photo_differences(df[df["variant"] == "framer"], "psnr", "framer", "baseline").empty

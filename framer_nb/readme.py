@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .paths import DATA_ROOT
-from .stats import MDE_TARGETS, Comparison, compare, per_photo_differences, per_seed_differences, photo_of
+from .stats import MDE_TARGETS, Comparison, compare, per_seed_differences, photo_effects, photo_of
 from .tables import markdown
 from .verdicts import low_first_high_later
 
@@ -169,8 +169,7 @@ def _photos(one: pd.DataFrame, backbone: str, named: bool = False) -> str:
     """Where the one-step effect lies: its verdict on each test photo (interval over seeds), and the effect with
     the photos as the unit (t over the photos' seed-averaged effects), which is what the test photos can say
     about other photos like them."""
-    d = per_photo_differences(one[one["backbone"] == backbone], "psnr", "framer", "baseline")
-    per = {ph: compare(d[ph], "psnr") for ph in d.columns}
+    per, over = photo_effects(one[one["backbone"] == backbone], "psnr", "framer", "baseline")
     counts = pd.Series([c.verdict() for c in per.values()]).value_counts()
     n = len(per)
     verdicts = (f"{counts.index[0]} on the one test photo" if n == 1 else
@@ -180,7 +179,6 @@ def _photos(one: pd.DataFrame, backbone: str, named: bool = False) -> str:
     head = f"One step{' on ' + backbone if named else ''}, FRAMER is {verdicts}"
     if n < 2:
         return f"{head}; one test photo cannot say whether it extends to other photos."
-    over = compare(d.mean(axis=0), "psnr")
     reach = (f"the {n} test photos say it extends to other photos like them" if over.verdict() != "inconclusive"
              else f"{n} test photos cannot say whether it extends to other photos like them")
     return (f"{head} (from {per[hi].effect:+.2f} dB, {hi}, to {per[lo].effect:+.2f} dB, {lo}); with the photos as "

@@ -49,26 +49,37 @@ class Comparison:
                 f" ({self.n_seeds} seed{'s' * (self.n_seeds != 1)})")
 
 
-def per_seed_differences(df: pd.DataFrame, metric: str, a: str, b: str) -> pd.Series:
-    """Per seed, the mean over images of variant `a` minus variant `b` (rows paired by image; seeds present in both)."""
+def _paired(df: pd.DataFrame, metric: str, a: str, b: str) -> pd.Series:
+    """Variant `a` minus variant `b`, indexed by (seed, image): rows paired by image within a seed."""
     wide = df[df["variant"].isin([a, b])].pivot_table(index=["seed", "image"], columns="variant", values=metric)
     wide = wide.dropna()
     if a not in wide or b not in wide:
         return pd.Series(dtype=float)
-    return (wide[a] - wide[b]).groupby(level="seed").mean()
+    return wide[a] - wide[b]
+
+
+def per_seed_differences(df: pd.DataFrame, metric: str, a: str, b: str) -> pd.Series:
+    """Per seed, the mean over images of variant `a` minus variant `b` (rows paired by image; seeds present in both)."""
+    d = _paired(df, metric, a, b)
+    return d.groupby(level="seed").mean() if len(d) else d
 
 
 def per_photo_differences(df: pd.DataFrame, metric: str, a: str, b: str) -> pd.DataFrame:
     """Per seed (rows) and photo (columns), the mean over the photo's crops of variant `a` minus variant `b`.
     Each column's mean over seeds is that photo's effect; with equal crops per photo, the mean over photos of
     those is the effect `per_seed_differences` gives."""
-    wide = df[df["variant"].isin([a, b])].pivot_table(index=["seed", "image"], columns="variant", values=metric)
-    wide = wide.dropna()
-    if a not in wide or b not in wide:
+    d = _paired(df, metric, a, b)
+    if not len(d):
         return pd.DataFrame()
-    d = (wide[a] - wide[b]).rename("d").reset_index()
-    d["photo"] = d["image"].map(photo_of)
-    return d.pivot_table(index="seed", columns="photo", values="d", aggfunc="mean")
+    photos = d.index.get_level_values("image").map(photo_of)
+    return d.groupby([d.index.get_level_values("seed"), photos]).mean().unstack()
+
+
+def photo_effects(df: pd.DataFrame, metric: str, a: str, b: str) -> tuple[dict[str, Comparison], Comparison]:
+    """`a` minus `b` on each photo (interval over seeds), and with the photos as the unit (t over the photos'
+    seed-averaged effects): what the photos scored can say about other photos like them."""
+    d = per_photo_differences(df, metric, a, b)
+    return {ph: compare(d[ph], metric) for ph in d.columns}, compare(d.mean(axis=0), metric)
 
 
 def compare(diffs: pd.Series | np.ndarray, metric: str = "") -> Comparison:

@@ -37,7 +37,7 @@ from framer_nb.observe import save_csv
 from framer_nb.pipeline import run_of, run_specs, score_all, train_all
 from framer_nb.provenance import provenance
 from framer_nb.stats import MDE_TARGETS as TARGETS
-from framer_nb.stats import Comparison, compare, per_photo_differences, per_seed_differences
+from framer_nb.stats import Comparison, compare, per_seed_differences, photo_effects
 
 sys.path.insert(0, str(Path(__file__).parent))
 from power import mde  # noqa: E402
@@ -99,9 +99,8 @@ def by_photo(df: pd.DataFrame, backbone: str, metric: str = "psnr") -> dict:
     """Where the effect lies: FRAMER - baseline on each test photo (interval over seeds), and with the photos as
     the unit (the seed-averaged effect of each photo; t over photos): whether the test photos let the effect
     generalise to other photos like them."""
-    d = per_photo_differences(df[df["backbone"] == backbone], metric, "framer", "baseline")
-    return {"photos": {ph: _row(compare(d[ph], metric)) for ph in d.columns},
-            "over_photos": {**_row(compare(d.mean(axis=0), metric)), "n_photos": d.shape[1]}}
+    per, over = photo_effects(df[df["backbone"] == backbone], metric, "framer", "baseline")
+    return {"photos": {ph: _row(c) for ph, c in per.items()}, "over_photos": {**_row(over), "n_photos": len(per)}}
 
 
 def projection(power: Path, backbone: str, output: str) -> dict | None:

@@ -17,8 +17,8 @@ the test photos say about other photos like them.
     python research/many_seeds.py --seeds 20 --no-train   # score and report the pairs already trained
 
 Runs go to --runs (default build/runs, where `make reproduce` puts them). Writes research/results/many_seeds/:
-the per-image scores (results_per_image_1step.csv, results_per_image.csv, provenance beside each), by_seeds.json
-and mde_by_seeds.png.
+the per-image scores (results_per_image_1step.csv, results_per_image.csv), by_seeds.json and mde_by_seeds.png,
+provenance beside each file or in it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import pandas as pd
 from framer_nb.config import Profile, profile
 from framer_nb.observe import save_csv
 from framer_nb.pipeline import run_of, run_specs, score_all, train_all
-from framer_nb.provenance import provenance
+from framer_nb.provenance import provenance, write_sidecar
 from framer_nb.stats import MDE_TARGETS as TARGETS
 from framer_nb.stats import Comparison, compare, per_seed_differences, photo_effects
 
@@ -184,6 +184,7 @@ def main() -> None:
                          invoked=" ".join(["python research/many_seeds.py", *sys.argv[1:]]), outputs=outputs)
     (out / "by_seeds.json").write_text(json.dumps(summary, indent=2, default=str))
     plot(summary, out / "mde_by_seeds.png")
+    write_sidecar(out / "mde_by_seeds.png", drawn_from="by_seeds.json", seeds=list(seeds), command=command)
     for o in outputs:
         a = o["all_seeds"]
         print(f"{o['backbone']} {o['output']:8s} {a['seeds']} seeds: {a['effect']:+.3f} dB [{a['low']:+.3f}, "

@@ -62,6 +62,7 @@ def test_many_seeds_runs_end_to_end_on_smoke_and_reports_trained_pairs_only(tmp_
     doc = json.loads((out / "by_seeds.json").read_text())
     assert doc["seeds"] == [0, 1] and {o["output"] for o in doc["outputs"]} == {"one-step", "sampled"}
     assert (out / "mde_by_seeds.png").exists() and (out / "results_per_image.csv.provenance.json").exists()
+    assert json.loads((out / "mde_by_seeds.png.provenance.json").read_text())["command"] == doc["command"]
     for o in doc["outputs"]:
         name = "results_per_image_1step.csv" if o["output"] == "one-step" else "results_per_image.csv"
         df = pd.read_csv(out / name)
